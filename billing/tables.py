@@ -1,0 +1,255 @@
+"""The database tables (SQLModel). Rows never leave activities: workflows see pydantic models only."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import Column, Date, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from billing.db import ExactDecimal, UTCDateTime
+
+
+class Role(StrEnum):
+    ORG_OWNER = "ORG_OWNER"
+    ORG_BILLING_ADMIN = "ORG_BILLING_ADMIN"
+
+
+class OrgStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    LOCKED = "LOCKED"
+
+
+class InvoiceStatus(StrEnum):  # SPEC D8
+    PENDING = "PENDING"
+    CLOSED = "CLOSED"
+    PAID = "PAID"
+    FAILED = "FAILED"
+    FREE = "FREE"
+    PREPAID = "PREPAID"
+    INVOICED = "INVOICED"
+    FORGIVEN = "FORGIVEN"
+
+
+class PaymentStatus(StrEnum):  # SPEC D8
+    NEW = "NEW"
+    PROCESSING = "PROCESSING"
+    PAID = "PAID"
+    FAILED = "FAILED"
+    FAILED_AUTHENTICATION = "FAILED_AUTHENTICATION"
+    PENDING_REVERSAL = "PENDING_REVERSAL"
+    REFUNDED = "REFUNDED"
+    CANCELLED = "CANCELLED"
+
+
+def _ts(**kw) -> object:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _money(**kw) -> object:
+    return Field(sa_type=ExactDecimal, **kw)
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organizations"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    status: str = Field(default=OrgStatus.ACTIVE, max_length=16)
+    created_at: datetime = _ts()
+
+
+class OrgMember(SQLModel, table=True):
+    __tablename__ = "org_members"
+    __table_args__ = (UniqueConstraint("org_id", "email", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    email: str = Field(max_length=320)
+    role: str = Field(max_length=32)
+
+
+class BillingProfile(SQLModel, table=True):
+    __tablename__ = "billing_profiles"
+    org_id: str = Field(primary_key=True, foreign_key="organizations.id", max_length=64)
+    country: str = Field(max_length=2)
+    state: str = Field(max_length=100)
+    city: str = Field(max_length=100)
+    address_line1: str = Field(max_length=200)
+    address_line2: str | None = Field(default=None, max_length=200)
+    postal_code: str = Field(max_length=20)
+    company_name: str | None = Field(default=None, max_length=200)
+    tax_id: str | None = Field(default=None, max_length=40)
+    billing_email: str | None = Field(default=None, max_length=320)
+    only_invoice_emails: bool = False
+    updated_at: datetime = _ts()
+
+
+class PaymentMethod(SQLModel, table=True):
+    """What we keep of a card or PayPal account (SPEC A6): never the number or the CVC."""
+
+    __tablename__ = "payment_methods"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    kind: str = Field(max_length=16)  # card | paypal
+    token: str = Field(max_length=64, unique=True)
+    brand: str | None = Field(default=None, max_length=20)
+    last4: str | None = Field(default=None, max_length=4)
+    exp_month: int | None = None
+    exp_year: int | None = None
+    issuing_country: str | None = Field(default=None, max_length=2)
+    paypal_email: str | None = Field(default=None, max_length=320)
+    active: bool = True
+    created_at: datetime = _ts()
+
+
+class UsageLine(SQLModel, table=True):
+    """A rated usage line item; the product does not price resources."""
+
+    __tablename__ = "usage_lines"
+    __table_args__ = (Index("ix_usage_org_period", "org_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", max_length=64)
+    period: str = Field(max_length=7)  # YYYY-MM of the usage's start
+    project: str = Field(max_length=100)
+    deployment: str | None = Field(default=None, max_length=100)
+    service: str = Field(max_length=100)
+    sku: str = Field(max_length=100)
+    start_date: date = Field(sa_column=Column(Date, nullable=False))
+    end_date: date = Field(sa_column=Column(Date, nullable=False))
+    quantity: Decimal = _money()
+    unit: str = Field(default="", max_length=20)
+    unit_price: Decimal = _money()
+
+
+class Invoice(SQLModel, table=True):
+    __tablename__ = "invoices"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)  # business key: org:period:kind[:purchase]
+    number: str | None = Field(default=None, max_length=40, unique=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    kind: str = Field(max_length=16)  # cloud | tax | consulting
+    period: str = Field(max_length=7)
+    status: str = Field(max_length=16)
+    currency: str = Field(max_length=3)
+    usage: Decimal = _money()
+    billed_usage: Decimal = _money()
+    tax: Decimal = _money()
+    total: Decimal = _money()
+    amount_due: Decimal = _money()
+    created_at: datetime = _ts()
+    paid_at: datetime | None = _ts(default=None)
+
+
+class InvoiceLine(SQLModel, table=True):
+    __tablename__ = "invoice_lines"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    position: int
+    project: str = Field(max_length=100)
+    deployment: str | None = Field(default=None, max_length=100)
+    service: str = Field(max_length=100)
+    sku: str = Field(max_length=100)
+    start_date: date = Field(sa_column=Column(Date, nullable=False))
+    end_date: date = Field(sa_column=Column(Date, nullable=False))
+    quantity: Decimal = _money()
+    unit: str = Field(default="", max_length=20)
+    unit_price: Decimal = _money()
+    amount: Decimal = _money()
+
+
+class Payment(SQLModel, table=True):
+    """One charge attempt against an invoice; the idempotency key makes a duplicate impossible (SPEC M3)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("invoice_id", "attempt"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    attempt: int
+    method: str = Field(max_length=16)  # card | paypal | credits | marketplace
+    payment_method_id: int | None = Field(default=None, foreign_key="payment_methods.id")
+    status: str = Field(max_length=24, index=True)
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    fx_rate: Decimal | None = _money(default=None)
+    refundable: bool = True
+    failure_code: str | None = Field(default=None, max_length=64)
+    gateway_charge_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class PaymentEvent(SQLModel, table=True):
+    """A payment's status history."""
+
+    __tablename__ = "payment_events"
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="payments.id", index=True)
+    status: str = Field(max_length=24)
+    detail: str | None = Field(default=None, max_length=200)
+    at: datetime = _ts()
+
+
+class CreditLine(SQLModel, table=True):
+    """SPEC D3: credit lines, drawn top to bottom in `position` order."""
+
+    __tablename__ = "credit_lines"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    position: int
+    kind: str = Field(max_length=32)
+    amount: Decimal = _money()
+    used: Decimal = _money(default=Decimal("0"))
+    currency: str = Field(default="USD", max_length=3)
+    start_date: date = Field(sa_column=Column(Date, nullable=False))
+    end_date: date = Field(sa_column=Column(Date, nullable=False))
+
+
+class EmailMessage(SQLModel, table=True):
+    """The e-mail outbox: every message is recorded before delivery is attempted."""
+
+    __tablename__ = "email_outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    kind: str = Field(max_length=40)
+    recipients: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(default=None)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class SandboxToken(SQLModel, table=True):
+    """The sandbox gateway's vault: what a token stands for (behaviour, not the number)."""
+
+    __tablename__ = "sandbox_tokens"
+    token: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+    behaviour: str = Field(max_length=32)
+    brand: str | None = Field(default=None, max_length=20)
+    last4: str | None = Field(default=None, max_length=4)
+    issuing_country: str | None = Field(default=None, max_length=2)
+    authenticated: bool = False
+    created_at: datetime = _ts()
+
+
+class SandboxCharge(SQLModel, table=True):
+    """The sandbox gateway's own record of charges and refunds, keyed by idempotency key."""
+
+    __tablename__ = "sandbox_charges"
+    id: str = Field(primary_key=True, max_length=64)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    token: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=16)  # charge | refund
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    outcome: str = Field(max_length=16)  # succeeded | failed
+    failure_code: str | None = Field(default=None, max_length=64)
+    refund_of: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()

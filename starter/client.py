@@ -1,0 +1,194 @@
+"""Typed client functions the backend calls to trigger and steer billing workflows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from sqlmodel import select
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from activities.starting import start_payment_workflow
+from billing.cards import CardIn, PayPalIn
+from billing.db import Database
+from billing.gateway import PaymentGateway, TokenizedMethod
+from billing.invoicing import period_of
+from billing.profiles import OrganizationIn
+from billing.tables import (BillingProfile, Invoice, InvoiceStatus, Organization, OrgMember, PaymentMethod, Role,
+                            UsageLine)
+from workflows.payment import ChargeInvoiceInput, PaymentWorkflow, RetryRequest
+from workflows.settlement import SettleInput, SettleResult, SettlementWorkflow
+from workflows.shared import BILLING_PERIOD, ORG_ID, TASK_QUEUE, payment_workflow_id, settlement_workflow_id
+
+Clock = Callable[[], Awaitable[datetime]]
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UsageIn(BaseModel):
+    """A rated usage line item (the product does not price resources)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str
+    deployment: str | None = None
+    service: str
+    sku: str
+    start_date: date
+    end_date: date
+    quantity: Decimal
+    unit: str = ""
+    unit_price: Decimal
+
+    @field_validator("quantity", "unit_price", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError("give amounts as strings (e.g. \"0.08\"): money is never a float")
+        return value
+
+    @field_validator("quantity", "unit_price")
+    @classmethod
+    def _non_negative(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or value < 0:
+            raise ValueError("must be a non-negative number")
+        return value
+
+
+class BillingError(Exception):
+    """A refused operation, with a message for the caller; nothing was changed."""
+
+
+class BillingClient:
+    def __init__(self, temporal: Client, db: Database, gateway: PaymentGateway, clock: Clock = wall_clock,
+                 task_queue: str = TASK_QUEUE) -> None:
+        self.temporal = temporal
+        self.db = db
+        self.gateway = gateway
+        self.clock = clock
+        self.task_queue = task_queue
+
+    async def create_organization(self, org: OrganizationIn) -> None:
+        """Create an organization, its members, billing profile and payment method, all or nothing."""
+        at = await self.clock()
+        method = await self._tokenize(org.payment_method, at) if org.payment_method else None
+        await asyncio.to_thread(self._insert_org, org, method, at)
+
+    def _insert_org(self, org: OrganizationIn, method: TokenizedMethod | None, at: datetime) -> None:
+        with self.db.session() as s:
+            if s.get(Organization, org.id) is not None:
+                raise BillingError(f"organization {org.id!r} already exists")
+            s.add(Organization(id=org.id, name=org.name or org.id, created_at=at))
+            s.flush()
+            for email in org.owners:
+                s.add(OrgMember(org_id=org.id, email=email, role=Role.ORG_OWNER))
+            for email in org.billing_admins:
+                s.add(OrgMember(org_id=org.id, email=email, role=Role.ORG_BILLING_ADMIN))
+            s.add(BillingProfile(org_id=org.id, updated_at=at, **org.billing_profile.model_dump()))
+            if method is not None:
+                s.add(PaymentMethod(org_id=org.id, created_at=at, **method.model_dump()))
+
+    async def update_payment_method(self, org_id: str, method: CardIn | PayPalIn,
+                                    authenticate: bool = False) -> TokenizedMethod:
+        """SPEC A4-A6: replace the organization's payment method; the card number stops at the gateway."""
+        at = await self.clock()
+        await asyncio.to_thread(self._require_org, org_id)
+        tokenized = await self._tokenize(method, at)
+        if authenticate:
+            await asyncio.to_thread(self.gateway.authenticate, tokenized.token)
+        await asyncio.to_thread(self._replace_method, org_id, tokenized, at)
+        return tokenized
+
+    def _replace_method(self, org_id: str, method: TokenizedMethod, at: datetime) -> None:
+        with self.db.session() as s:
+            for old in s.exec(select(PaymentMethod).where(PaymentMethod.org_id == org_id,
+                                                          PaymentMethod.active == True)):  # noqa: E712
+                old.active = False
+                s.add(old)
+            s.add(PaymentMethod(org_id=org_id, created_at=at, **method.model_dump()))
+
+    async def _tokenize(self, method: CardIn | PayPalIn, at: datetime) -> TokenizedMethod:
+        if isinstance(method, CardIn):
+            return await asyncio.to_thread(self.gateway.tokenize_card, method, at)
+        return await asyncio.to_thread(self.gateway.tokenize_paypal, method, at)
+
+    async def record_usage(self, org_id: str, items: list[UsageIn]) -> int:
+        await asyncio.to_thread(self._require_org, org_id)
+
+        def insert() -> int:
+            with self.db.session() as s:
+                for item in items:
+                    s.add(UsageLine(org_id=org_id, period=period_of(item.start_date), **item.model_dump()))
+            return len(items)
+
+        return await asyncio.to_thread(insert)
+
+    async def settle(self, org_id: str, period: str) -> SettleResult:
+        """Month-end for one organization (SPEC H1: one settlement per organization and period)."""
+        workflow_id = settlement_workflow_id(org_id, period)
+        try:
+            handle = await self.temporal.start_workflow(
+                SettlementWorkflow.run, SettleInput(org_id=org_id, period=period), id=workflow_id,
+                task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
+                                                         SearchAttributePair(BILLING_PERIOD, period)]),
+                static_summary=f"Month-end settlement of {org_id} for {period}",
+            )
+        except WorkflowAlreadyStartedError:
+            handle = self.temporal.get_workflow_handle_for(SettlementWorkflow.run, workflow_id)
+        return await handle.result()
+
+    async def charge_invoice(self, invoice_number: str) -> WorkflowHandle:
+        """Start the payment workflow of a closed invoice (a second call finds the first)."""
+        invoice = await asyncio.to_thread(self._invoice, invoice_number)
+        if invoice.status not in (InvoiceStatus.CLOSED, InvoiceStatus.FAILED) or invoice.amount_due <= 0:
+            raise BillingError(f"invoice {invoice_number} is {invoice.status} with {invoice.amount_due} due: "
+                               "nothing to charge")
+        started = await start_payment_workflow(self.temporal, self.task_queue, ChargeInvoiceInput(
+            org_id=invoice.org_id, invoice_id=invoice.id, invoice_number=invoice.number, period=invoice.period,
+            amount=invoice.amount_due, currency=invoice.currency))
+        return self.temporal.get_workflow_handle_for(PaymentWorkflow.run, started.workflow_id)
+
+    async def retry_payment(self, org_id: str, invoice: str | int = "latest",
+                            requested_by: str = "customer") -> str:
+        """SPEC F3: retry a failed payment (from the e-mail or the invoice) by signalling its workflow."""
+        number = await asyncio.to_thread(self._failed_invoice, org_id, invoice)
+        workflow_id = payment_workflow_id(number)
+        await self.temporal.get_workflow_handle(workflow_id).signal(PaymentWorkflow.retry,
+                                                                     RetryRequest(requested_by=requested_by))
+        return workflow_id
+
+    def _require_org(self, org_id: str) -> Organization:
+        with self.db.session() as s:
+            org = s.get(Organization, org_id)
+        if org is None:
+            raise BillingError(f"unknown organization {org_id!r}")
+        return org
+
+    def _invoice(self, number: str) -> Invoice:
+        with self.db.session() as s:
+            invoice = s.exec(select(Invoice).where(Invoice.number == number)).first()
+        if invoice is None:
+            raise BillingError(f"unknown invoice {number!r}")
+        return invoice
+
+    def _failed_invoice(self, org_id: str, invoice: str | int) -> str:
+        self._require_org(org_id)
+        with self.db.session() as s:
+            query = select(Invoice).where(Invoice.org_id == org_id, Invoice.status == InvoiceStatus.FAILED)
+            if invoice == "latest":
+                row = s.exec(query.order_by(Invoice.created_at.desc(), Invoice.id.desc())).first()
+            elif isinstance(invoice, int):
+                row = s.exec(query.where(Invoice.id == invoice)).first()
+            else:
+                row = s.exec(query.where(Invoice.number == invoice)).first()
+        if row is None:
+            raise BillingError(f"organization {org_id!r} has no failed invoice matching {invoice!r}")
+        return row.number

@@ -1,0 +1,193 @@
+"""The `billing simulate` scenario file (SCENARIOS.md), validated with pydantic; errors name the field."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator,
+                      model_validator)
+
+from billing.cards import PaymentMethodIn
+from billing.config import BillingDurations
+from billing.profiles import BillingProfileIn, check_email
+from starter.client import UsageIn
+
+# Fields and events of SCENARIOS.md that later issues bring; a scenario using one is refused clearly.
+NOT_YET = {
+    "subscription": "subscriptions and credits (SPEC D1-D8)",
+    "credits": "subscriptions and credits (SPEC D1-D8)",
+    "support_plan": "support plans (SPEC B1)",
+    "apply_activation_code": "activation codes (SPEC D2)",
+    "authorize_payment": "India (RBI) payments (SPEC E1-E6)",
+    "revoke_mandate": "India (RBI) payments (SPEC E1-E6)",
+    "reverse_payment": "India (RBI) payments (SPEC E1-E6)",
+    "change_support_plan": "support plans (SPEC B1)",
+    "buy_flex_consulting": "Flex Consulting (SPEC B3)",
+    "set_billing_contact": "billing e-mail settings (SPEC A3, D7)",
+}
+
+
+class ScenarioError(ValueError):
+    """A malformed scenario: `field` names the offending field (dotted path)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FxRate(_Strict):
+    at: AwareDatetime
+    currency: str
+    rate: Decimal
+
+
+class OrgSpec(_Strict):
+    created: date | None = None
+    name: str | None = None
+    owners: list[str] = Field(min_length=1)
+    billing_admins: list[str] = []
+    billing_profile: BillingProfileIn
+    payment_method: PaymentMethodIn | None = None
+    subscription: dict[str, Any] | None = None
+    credits: list[dict[str, Any]] | None = None
+    support_plan: dict[str, Any] | None = None
+
+    @field_validator("owners", "billing_admins")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        return [check_email(v) for v in value]
+
+
+class UsageSpec(UsageIn):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    org: str
+    start_date: date = Field(alias="from")
+    end_date: date = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _dates(self) -> "UsageSpec":
+        if self.end_date < self.start_date:
+            raise ValueError("'to' is before 'from'")
+        return self
+
+
+class _Event(_Strict):
+    at: AwareDatetime
+    org: str
+
+
+class UpdatePaymentMethod(_Event):
+    do: Literal["update_payment_method"]
+    payment_method: PaymentMethodIn
+    authenticate: bool = False
+
+
+class RetryPayment(_Event):
+    do: Literal["retry_payment"]
+    invoice: str | int = "latest"
+
+
+class LaterEvent(_Event):
+    """An event SCENARIOS.md defines that this version cannot run yet (refused after parsing)."""
+
+    model_config = ConfigDict(extra="allow")
+    do: Literal[tuple(k for k in NOT_YET if k not in ("subscription", "credits", "support_plan"))]  # type: ignore[valid-type]
+
+
+Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, LaterEvent], Field(discriminator="do")]
+
+
+class Scenario(_Strict):
+    start: AwareDatetime
+    until: AwareDatetime
+    config: BillingDurations = BillingDurations()
+    fx: list[FxRate] = []
+    orgs: dict[str, OrgSpec]
+    usage: list[UsageSpec] = []
+    events: list[Event] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        if self.until <= self.start:
+            raise ScenarioError("until", "must be after start")
+        for name, org in self.orgs.items():
+            for field in ("subscription", "credits", "support_plan"):
+                if getattr(org, field) is not None:
+                    raise ScenarioError(f"orgs.{name}.{field}", f"not supported yet: arrives with {NOT_YET[field]}")
+        for i, line in enumerate(self.usage):
+            if line.org not in self.orgs:
+                raise ScenarioError(f"usage[{i}].org", f"unknown organization {line.org!r}")
+        for i, event in enumerate(self.events):
+            if event.org not in self.orgs:
+                raise ScenarioError(f"events[{i}].org", f"unknown organization {event.org!r}")
+            if isinstance(event, LaterEvent):
+                raise ScenarioError(f"events[{i}].do", f"{event.do!r} is not supported yet: arrives with "
+                                    f"{NOT_YET[event.do]}")
+            if not (self.start <= event.at <= self.until):
+                raise ScenarioError(f"events[{i}].at", "must lie between start and until")
+        return self
+
+
+_TAGS = {"card", "paypal", "update_payment_method", "retry_payment", *NOT_YET}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in _TAGS and path.endswith(("payment_method", "]")):
+            continue  # a union's tag is not a field of the file
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def parse_scenario(data: Any) -> Scenario:
+    """Validate a loaded scenario document; raise ScenarioError naming the first offending field."""
+    if not isinstance(data, dict):
+        raise ScenarioError("(document)", "a scenario is a mapping with start, until, orgs, ...")
+    try:
+        start = TypeAdapter(AwareDatetime).validate_python(data.get("start"))
+    except ValidationError as err:
+        raise ScenarioError("start", _message(err.errors()[0])) from None
+    try:
+        # Cards are validated against the simulated clock, not the machine's.
+        return Scenario.model_validate(data, context={"today": start.astimezone(timezone.utc).date()})
+    except ScenarioError:
+        raise
+    except ValidationError as err:
+        first = err.errors()[0]
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, ScenarioError):
+            raise cause from None
+        raise ScenarioError(_field_path(tuple(first["loc"])) or "(document)", _message(first)) from None
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def load_scenario(path: str) -> Scenario:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as err:
+        raise ScenarioError("(file)", f"cannot read {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ScenarioError("(file)", f"not valid YAML: {err}") from None
+    return parse_scenario(data)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)

