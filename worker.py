@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities, SmtpSettings
@@ -34,6 +36,13 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     return [payments.charge_payment, invoices.close_cloud_invoice, email.send_email, starting.start_payment]
 
 
+def install_runtime() -> None:
+    """Forward the SDK core's logs into Python logging (JSON on stderr, redacted) instead of stdout."""
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))))), error_if_already_set=False)
+
+
 def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: SmtpSettings,
                  task_queue: str = TASK_QUEUE, executor: ThreadPoolExecutor | None = None) -> Worker:
     return Worker(
@@ -53,6 +62,7 @@ async def connect(address: str | None = None) -> Client:
 
 async def main() -> None:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    install_runtime()
     db = Database(config.database_url())
     client = await connect()
     smtp = SmtpSettings(host=config.smtp_host(), port=config.smtp_port())

@@ -98,6 +98,9 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     configure_logging(os.environ.get("LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    from worker import install_runtime
+
+    install_runtime()
     code = asyncio.run(_run(args))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from sqlmodel import SQLModel, select
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,6 +33,7 @@ from starter.scenario import RetryPayment, Scenario, UpdatePaymentMethod, utc
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
 from workflows.payment import PaymentWorkflow
+from workflows.shared import settlement_workflow_id
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
 
@@ -95,6 +96,7 @@ class Simulation:
         self.billing = BillingClient(env.client, db, SandboxGateway(db), clock=env.get_current_time,
                                      task_queue=task_queue)
         self.payment_workflows: list[str] = []
+        self.settlement_workflows: list[str] = []
 
     async def run(self) -> None:
         steps: list[_Step] = []
@@ -134,6 +136,7 @@ class Simulation:
             period = previous_period(moment)
             orgs = await asyncio.to_thread(self._org_ids, moment)
             results = await asyncio.gather(*(self.billing.settle(org, period) for org in orgs))
+            self.settlement_workflows += [settlement_workflow_id(org, period) for org in orgs]
             self.payment_workflows += [r.payment_workflow_id for r in results if r.payment_workflow_id]
         return settle
 
@@ -160,8 +163,12 @@ class Simulation:
                                    IDLE_TIMEOUT.total_seconds())
 
 
-async def simulate(scenario: Scenario, database_url: str | None = None) -> dict[str, Any]:
-    """Run `scenario` on a fresh database and a fresh time-skipping server; return the output document."""
+async def simulate(scenario: Scenario, database_url: str | None = None,
+                   history_sink: dict[str, WorkflowHistory] | None = None) -> dict[str, Any]:
+    """Run `scenario` on a fresh database and a fresh time-skipping server; return the output document.
+
+    `history_sink`, when given, receives every workflow's history by workflow ID (replay tests, audits).
+    """
     with tempfile.TemporaryDirectory(prefix="billing-sim-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'billing.db'}"
         await asyncio.to_thread(migrate.upgrade, url)
@@ -183,7 +190,12 @@ async def simulate(scenario: Scenario, database_url: str | None = None) -> dict[
             async with build_worker(env.client, db, SandboxGateway(db),
                                     SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue):
                 with env.auto_time_skipping_disabled():
-                    await Simulation(scenario, env, db, task_queue).run()
+                    simulation = Simulation(scenario, env, db, task_queue)
+                    await simulation.run()
+                    if history_sink is not None:
+                        for workflow_id in simulation.settlement_workflows + simulation.payment_workflows:
+                            handle = env.client.get_workflow_handle(workflow_id)
+                            history_sink[workflow_id] = await handle.fetch_history()
             return await asyncio.to_thread(report, db)
         finally:
             await env.shutdown()

