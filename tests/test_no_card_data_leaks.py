@@ -1,0 +1,41 @@
+"""SPEC A6: after a run, the card numbers and CVCs appear nowhere: database file, logs, workflow histories."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+from starter.scenario import load_scenario
+from starter.simulate import simulate
+from billing.logging import configure_logging
+
+SCENARIO = Path(__file__).parent / "scenarios" / "card_declined_retry.yaml"
+SECRETS = ["4000000000000002", "5555555555554444", "4000 0000 0000 0002"]
+CVCS = ['"cvc": "123"', '"cvc": "321"', "cvc=123", "cvc=321"]
+
+
+async def test_card_numbers_never_reach_database_logs_or_histories(tmp_path):
+    logs = io.StringIO()
+    configure_logging("DEBUG", stream=logs)
+    database = tmp_path / "billing.db"
+    histories = {}
+    try:
+        logging.getLogger("billing.test").info("card 4000000000000002 in a log line is masked")
+        output = await simulate(load_scenario(str(SCENARIO)), database_url=f"sqlite:///{database}",
+                                history_sink=histories)
+    finally:
+        configure_logging("WARNING")
+    assert [p["status"] for p in output["payments"]][-1] == "PAID"  # the run really charged the cards
+
+    raw_database = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.name.startswith("billing.db"))
+    history_json = "".join(history.to_json() for history in histories.values())
+    log_text = logs.getvalue()
+    assert "charge attempted" in log_text and len(histories) == 2  # the places searched are not empty
+    assert "****0002" in log_text
+    for secret in SECRETS:
+        assert secret.encode() not in raw_database, secret
+        assert secret not in log_text, secret
+        assert secret not in history_json, secret
+    for cvc in CVCS:
+        assert cvc not in log_text and cvc not in history_json

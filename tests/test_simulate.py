@@ -1,0 +1,146 @@
+"""`billing simulate` (SCENARIOS.md): card and PayPal scenarios end to end, and refused inputs (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from starter.scenario import ScenarioError, load_scenario, parse_scenario
+from starter.simulate import simulate
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+async def _simulate(name: str, database_url: str | None = None) -> dict[str, Any]:
+    return await simulate(load_scenario(str(SCENARIOS / name)), database_url=database_url)
+
+
+def _keys(items: list[dict], *keys: str) -> list[tuple]:
+    return [tuple(item[k] for k in keys) for item in items]
+
+
+def test_output_document_has_every_section():
+    completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(SCENARIOS / "card_paid.yaml"),
+                                "--json"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    output = json.loads(completed.stdout)  # stdout is the JSON document and nothing else
+    assert set(output) >= {"invoices", "payments", "credits", "mandates", "support_plans", "organizations", "emails"}
+    [invoice] = output["invoices"]
+    assert invoice | {"lines": None} == invoice | {
+        "org": "acme", "kind": "cloud", "period": "2027-01", "status": "PAID", "currency": "USD", "usage": "59.52",
+        "billed_usage": "59.52", "tax": "0.00", "total": "59.52", "amount_due": "0.00", "tax_lines": [],
+        "lines": None}
+    assert invoice["lines"][0] | {"quantity": "744", "unit_price": "0.08", "amount": "59.52"} == invoice["lines"][0]
+    assert _keys(output["payments"], "invoice", "method", "status", "amount", "currency", "fx_rate", "refundable",
+                 "failure_code", "at") == [
+        (invoice["number"], "card", "PAID", "59.52", "USD", None, True, None, "2027-02-01T00:00:00Z")]
+    assert output["organizations"] == [{"org": "acme", "status": "ACTIVE"}]
+    assert _keys(output["emails"], "kind", "to") == [("payment_succeeded", ["owner@acme.test", "billing@acme.test"])]
+    assert output["credits"] == output["mandates"] == output["support_plans"] == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(backend, postgres):
+    output = await _simulate("card_declined_retry.yaml", None if backend == "sqlite" else postgres.create())
+    [invoice] = output["invoices"]
+    assert invoice["status"] == "PAID" and invoice["amount_due"] == "0.00"
+    assert _keys(output["payments"], "status", "failure_code", "at") == [
+        ("FAILED", "card_declined", "2027-02-01T00:00:00Z"),
+        ("FAILED", "card_declined", "2027-02-03T09:00:00Z"),  # a retry with the same declined card
+        ("PAID", None, "2027-02-05T09:05:00Z"),               # after update_payment_method + retry_payment
+    ]
+    assert [p["status"] for p in output["payments"]].count("PAID") == 1
+    # SPEC A3: "only send invoice e-mails to the billing e-mail" is on.
+    assert _keys(output["emails"], "kind", "to") == [
+        ("payment_failed", ["ap@acme.test"]), ("payment_failed", ["ap@acme.test"]),
+        ("payment_succeeded", ["ap@acme.test"])]
+
+
+async def test_paypal_pays_every_month():
+    output = await _simulate("paypal_paid.yaml")
+    assert _keys(output["invoices"], "period", "status", "total") == [("2027-01", "PAID", "401.76"),
+                                                                      ("2027-02", "PAID", "10.85")]
+    assert _keys(output["payments"], "method", "status", "amount") == [("paypal", "PAID", "401.76"),
+                                                                       ("paypal", "PAID", "10.85")]
+    # SPEC A3: a billing e-mail with the flag off goes to it and to the owners and billing admins.
+    assert output["emails"][0]["to"] == ["ap@beta.test", "owner@beta.test"]
+
+
+async def test_an_organization_without_usage_gets_a_free_invoice_and_no_charge():
+    scenario = yaml.safe_load((SCENARIOS / "card_paid.yaml").read_text())
+    scenario["usage"] = []
+    output = await simulate(parse_scenario(scenario))
+    assert _keys(output["invoices"], "status", "total") == [("FREE", "0.00")]
+    assert output["payments"] == [] and output["emails"] == []
+
+
+def _scenario_with(**changes: Any) -> dict[str, Any]:
+    data = yaml.safe_load((SCENARIOS / "card_paid.yaml").read_text())
+    org = data["orgs"]["acme"]
+    for path, value in changes.items():
+        target = org
+        *parents, leaf = path.split("__")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return data
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"payment_method__number": "4242424242424241"}, "orgs.acme.payment_method.number", "check digit"),
+    ({"payment_method__number": "424242424242424"}, "orgs.acme.payment_method.number", "16 digits"),
+    ({"payment_method__number": "378282246310005", "payment_method__cvc": "123"},
+     "orgs.acme.payment_method.cvc", "4 digits"),
+    ({"payment_method__cvc": "1234"}, "orgs.acme.payment_method.cvc", "3 digits"),
+    ({"payment_method__exp": "12/26"}, "orgs.acme.payment_method.exp", "expired"),
+    ({"payment_method__exp": "13/30"}, "orgs.acme.payment_method.exp", "month"),
+    ({"payment_method__name": " "}, "orgs.acme.payment_method.name", "required"),
+    ({"billing_profile__country": "XX"}, "orgs.acme.billing_profile.country", "ISO 3166"),
+    ({"billing_profile__state": "ZZ"}, "orgs.acme.billing_profile.state", "US state"),
+    ({"billing_profile__tax_id": "123456789"}, "orgs.acme.billing_profile.tax_id", "US"),
+    ({"billing_profile__postal_code": ""}, "orgs.acme.billing_profile.postal_code", "required"),
+    ({"owners": ["not-an-email"]}, "orgs.acme.owners", "e-mail"),
+])
+def test_bad_input_names_the_field(changes, field, words):
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(_scenario_with(**changes))
+    assert err.value.field.startswith(field), err.value
+    assert words.lower() in err.value.message.lower()
+    assert "4242424242424241" not in str(err.value) and "424242424242424" not in str(err.value)
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d["usage"][0].update(org="nobody"), "usage[0].org"),
+    (lambda d: d["usage"][0].update(quantity=1.5), "usage[0].quantity"),
+    (lambda d: d.update(until="2026-12-01T00:00:00Z"), "until"),
+    (lambda d: d.update(events=[{"at": "2027-01-05T00:00:00Z", "do": "revoke_mandate", "org": "acme"}]),
+     "events[0].do"),
+    (lambda d: d.update(events=[{"at": "2027-01-05T00:00:00Z", "do": "teleport", "org": "acme"}]), "events[0]"),
+    (lambda d: d.update(start="yesterday"), "start"),
+    (lambda d: d["orgs"]["acme"].update(colour="red"), "orgs.acme.colour"),
+])
+def test_malformed_scenario_names_the_field(mutate, field):
+    data = _scenario_with()
+    mutate(data)
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(data)
+    assert err.value.field.startswith(field), err.value
+
+
+def test_cli_exits_2_naming_the_field_and_writes_nothing(tmp_path):
+    bad = _scenario_with(payment_method__number="4242424242424241")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    database = tmp_path / "untouched.db"
+    completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(path), "--json",
+                                "--database-url", f"sqlite:///{database}"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    assert "orgs.acme.payment_method.number" in completed.stderr
+    assert "4242424242424241" not in completed.stderr and completed.stdout == ""
+    assert not database.exists()  # refused before anything was started or written
