@@ -1,0 +1,55 @@
+"""Building the cloud invoice: one rounding per line, and every summary adds up to the cent (SPEC M1, C4, G2)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, strategies as st
+
+from billing.config import BillingDurations, parse_duration
+from billing.invoicing import UsageItem, build_cloud_invoice, invoice_number, period_of
+
+quantities = st.decimals(min_value=0, max_value=100_000, places=4, allow_nan=False, allow_infinity=False)
+prices = st.decimals(min_value=0, max_value=50, places=6, allow_nan=False, allow_infinity=False)
+items = st.builds(UsageItem, project=st.sampled_from(["web", "api", "etl"]), deployment=st.just("Cluster0"),
+                  service=st.sampled_from(["Atlas Dedicated", "Data Transfer", "Backup"]), sku=st.just("SKU"),
+                  start_date=st.just(date(2027, 1, 1)), end_date=st.just(date(2027, 2, 1)), quantity=quantities,
+                  unit=st.just("hours"), unit_price=prices)
+
+
+@given(st.lists(items, max_size=40))
+def test_invoice_usage_is_the_sum_of_rounded_lines_and_summaries_agree(usage):
+    invoice = build_cloud_invoice(usage)
+    assert all(line.amount == line.amount.quantize(Decimal("0.01")) for line in invoice.lines)
+    assert invoice.usage == sum((line.amount for line in invoice.lines), Decimal(0))
+    assert sum(invoice.by_project.values(), Decimal(0)) == invoice.usage
+    assert sum(invoice.by_service.values(), Decimal(0)) == invoice.usage
+    for line, item in zip(invoice.lines, usage):
+        assert abs(line.amount - item.quantity * item.unit_price) <= Decimal("0.005")
+
+
+def test_line_rounds_half_up_once():
+    [line] = build_cloud_invoice([UsageItem(project="p", service="s", sku="k", start_date=date(2027, 1, 1),
+                                            end_date=date(2027, 1, 2), quantity=Decimal("1"),
+                                            unit_price=Decimal("0.125"))]).lines
+    assert line.amount == Decimal("0.13")
+
+
+def test_periods_and_invoice_numbers():
+    assert period_of(date(2027, 2, 28)) == "2027-02"
+    assert invoice_number("2027-02", 42) == "INV-202702-000042"
+
+
+@pytest.mark.parametrize("text, expected", [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)),
+                                            ("90m", timedelta(minutes=90)), ("45s", timedelta(seconds=45))])
+def test_durations_parse(text, expected):
+    assert parse_duration(text) == expected
+
+
+def test_durations_default_to_the_rules_and_refuse_nonsense():
+    assert BillingDurations().activation_grace == timedelta(days=30)
+    assert BillingDurations(rbi_processing="2d").rbi_processing == timedelta(days=2)
+    with pytest.raises(ValueError, match="duration"):
+        BillingDurations(activation_grace="a month")
