@@ -16,6 +16,7 @@ from activities.email import EmailActivities, SmtpSettings
 from activities.invoices import InvoiceActivities
 from activities.payments import PaymentActivities
 from activities.starting import StartingActivities
+from activities.tax import TaxActivities
 from billing import config
 from billing.db import Database
 from billing.gateway import PaymentGateway, SandboxGateway
@@ -33,7 +34,9 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     invoices = InvoiceActivities(db)
     email = EmailActivities(db, smtp)
     starting = StartingActivities(client, task_queue)
-    return [payments.charge_payment, invoices.close_cloud_invoice, email.send_email, starting.start_payment]
+    tax = TaxActivities(db)
+    return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
+            email.send_email, starting.start_payment]
 
 
 def install_runtime() -> None:

@@ -1,4 +1,4 @@
-"""Invoice activities: close a period's cloud invoice from the usage rows, once per organization and period."""
+"""Invoice activities: close a period's cloud invoice from the usage rows (once per organization and period), finalize it."""
 
 from __future__ import annotations
 
@@ -13,13 +13,19 @@ from temporalio import activity
 from activities._context import activity_log_context
 from billing.db import Database
 from billing.invoicing import CLOUD_CURRENCY, UsageItem, build_cloud_invoice, invoice_number
-from billing.tables import Invoice, InvoiceLine, InvoiceStatus, UsageLine
+from billing.tables import Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, UsageLine
+from billing.tax import TaxLine
 
 
 class CloseInvoiceRequest(BaseModel):
     org_id: str
     period: str  # YYYY-MM
     at: datetime
+
+
+class FinalizeRequest(BaseModel):
+    invoice_id: int
+    tax_lines: list[TaxLine]
 
 
 class InvoiceSummary(BaseModel):
@@ -30,6 +36,8 @@ class InvoiceSummary(BaseModel):
     kind: str
     status: str
     currency: str
+    billed_usage: Decimal
+    tax: Decimal
     total: Decimal
     amount_due: Decimal
     created: bool  # False when the invoice already existed (a re-run settlement)
@@ -38,8 +46,8 @@ class InvoiceSummary(BaseModel):
 def summarize(invoice: Invoice, created: bool) -> InvoiceSummary:
     return InvoiceSummary(invoice_id=invoice.id, number=invoice.number, org_id=invoice.org_id,
                           period=invoice.period, kind=invoice.kind, status=invoice.status,
-                          currency=invoice.currency, total=invoice.total, amount_due=invoice.amount_due,
-                          created=created)
+                          currency=invoice.currency, billed_usage=invoice.billed_usage, tax=invoice.tax,
+                          total=invoice.total, amount_due=invoice.amount_due, created=created)
 
 
 class InvoiceActivities:
@@ -63,6 +71,25 @@ class InvoiceActivities:
                      status=invoice.status)
             return summarize(invoice, created=True)
 
+    @activity.defn(name="finalize_invoice")
+    def finalize_invoice(self, request: FinalizeRequest) -> InvoiceSummary:
+        """Attach the tax lines; total = billed usage + tax (SPEC C4); CLOSED, or FREE at 0.00 (D8)."""
+        with self.db.session() as s:
+            invoice = s.get(Invoice, request.invoice_id)
+            if invoice.status != InvoiceStatus.PENDING:
+                return summarize(invoice, created=False)
+            tax = sum((line.amount for line in request.tax_lines), Decimal("0"))
+            for position, line in enumerate(request.tax_lines):
+                s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
+            invoice.tax = tax
+            invoice.total = invoice.billed_usage + tax
+            invoice.amount_due = invoice.total
+            invoice.status = InvoiceStatus.FREE if invoice.total == 0 else InvoiceStatus.CLOSED
+            s.add(invoice)
+        with activity_log_context(org_id=invoice.org_id, invoice=invoice.number) as log:
+            log.info("invoice finalized", total=str(invoice.total), tax=str(invoice.tax), status=invoice.status)
+        return summarize(invoice, created=True)
+
     def _by_key(self, key: str) -> Invoice | None:
         with self.db.session() as s:
             return s.exec(select(Invoice).where(Invoice.key == key)).first()
@@ -73,11 +100,11 @@ class InvoiceActivities:
                                                   UsageLine.period == request.period)
                           .order_by(UsageLine.id)).all()
             draft = build_cloud_invoice(UsageItem.model_validate(row, from_attributes=True) for row in rows)
-            total = draft.usage  # elastic billing, no tax yet
+            # PENDING until the tax is known (finalize_invoice); elastic billing: billed usage = usage.
             invoice = Invoice(key=key, org_id=request.org_id, kind="cloud", period=request.period,
-                              status=InvoiceStatus.FREE if total == 0 else InvoiceStatus.CLOSED,
-                              currency=CLOUD_CURRENCY, usage=draft.usage, billed_usage=draft.usage,
-                              tax=Decimal("0"), total=total, amount_due=total, created_at=request.at)
+                              status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY, usage=draft.usage,
+                              billed_usage=draft.usage, tax=Decimal("0"), total=draft.usage,
+                              amount_due=draft.usage, created_at=request.at)
             s.add(invoice)
             s.flush()
             invoice.number = invoice_number(request.period, invoice.id)

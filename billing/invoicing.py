@@ -57,5 +57,11 @@ def period_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def last_day_of(period: str) -> date:
+    year, month = (int(part) for part in period.split("-"))
+    first_of_next = date(year + month // 12, month % 12 + 1, 1)
+    return date.fromordinal(first_of_next.toordinal() - 1)
+
+
 def invoice_number(period: str, invoice_id: int) -> str:
     return f"INV-{period.replace('-', '')}-{invoice_id:06d}"

@@ -8,6 +8,7 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from billing.cards import PaymentMethodIn
+from billing.tax import InvalidTaxId, normalize_tax_id
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -76,9 +77,13 @@ class BillingProfileIn(BaseModel):
     def _tax_id(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
-        if info.data.get("country") == "US":
-            raise ValueError("a US billing profile has no VAT/GST tax ID (SPEC A2)")
-        return value.strip().upper()
+        country = info.data.get("country")
+        if country is None:
+            return value.strip()  # the country itself was refused; that error names its field
+        try:
+            return normalize_tax_id(country, value)
+        except InvalidTaxId as err:
+            raise ValueError(str(err)) from None
 
     @field_validator("billing_email")
     @classmethod

@@ -159,6 +159,18 @@ class InvoiceLine(SQLModel, table=True):
     amount: Decimal = _money()
 
 
+class InvoiceTaxLine(SQLModel, table=True):
+    """SPEC C3/M1: one line per tax, rounded once; the invoice's tax is their sum."""
+
+    __tablename__ = "invoice_tax_lines"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    position: int
+    name: str = Field(max_length=40)
+    rate: Decimal = _money()
+    amount: Decimal = _money()
+
+
 class Payment(SQLModel, table=True):
     """One charge attempt against an invoice; the idempotency key makes a duplicate impossible (SPEC M3)."""
 

@@ -27,7 +27,7 @@ from billing.db import Database
 from billing.gateway import SandboxGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
-from billing.tables import EmailMessage, Invoice, InvoiceLine, Organization, Payment
+from billing.tables import EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Organization, Payment
 from starter.client import BillingClient
 from starter.scenario import RetryPayment, Scenario, UpdatePaymentMethod, utc
 from starter.temporal_setup import register_search_attributes
@@ -217,6 +217,7 @@ def report(db: Database) -> dict[str, Any]:
         invoices = s.exec(select(Invoice).order_by(Invoice.created_at, Invoice.org_id, Invoice.id)).all()
         numbers = {invoice.id: invoice.number for invoice in invoices}
         lines = s.exec(select(InvoiceLine).order_by(InvoiceLine.invoice_id, InvoiceLine.position)).all()
+        tax_lines = s.exec(select(InvoiceTaxLine).order_by(InvoiceTaxLine.invoice_id, InvoiceTaxLine.position)).all()
         payments = s.exec(select(Payment).order_by(Payment.created_at, Payment.org_id, Payment.id)).all()
         emails = s.exec(select(EmailMessage).order_by(EmailMessage.created_at, EmailMessage.org_id,
                                                       EmailMessage.id)).all()
@@ -228,13 +229,22 @@ def report(db: Database) -> dict[str, Any]:
             "from": line.start_date.isoformat(), "to": line.end_date.isoformat(),
             "quantity": _plain(line.quantity), "unit": line.unit, "unit_price": _plain(line.unit_price),
             "amount": format_amount(line.amount, "USD")})
+    taxes_of: dict[int, list[dict[str, Any]]] = {}
+    currency_of = {invoice.id: invoice.currency for invoice in invoices}
+    for tax in tax_lines:
+        taxes_of.setdefault(tax.invoice_id, []).append({
+            "name": tax.name, "rate": _plain(tax.rate), "amount": format_amount(tax.amount, currency_of[tax.invoice_id])})
+    # SCENARIOS.md: every list is ordered by time (as printed, to the second), then organization.
+    invoices = sorted(invoices, key=lambda i: (_stamp(i.created_at), i.org_id, i.id))
+    payments = sorted(payments, key=lambda p: (_stamp(p.created_at), p.org_id, p.id))
+    emails = sorted(emails, key=lambda e: (_stamp(e.created_at), e.org_id, e.id))
     return {
         "invoices": [{
             "org": inv.org_id, "number": inv.number, "kind": inv.kind, "period": inv.period, "status": inv.status,
             "currency": inv.currency, "usage": format_amount(inv.usage, "USD"),
             "billed_usage": format_amount(inv.billed_usage, "USD"), "tax": format_amount(inv.tax, inv.currency),
             "total": format_amount(inv.total, inv.currency), "amount_due": format_amount(inv.amount_due, inv.currency),
-            "lines": lines_of.get(inv.id, []), "tax_lines": [], "at": _stamp(inv.created_at)} for inv in invoices],
+            "lines": lines_of.get(inv.id, []), "tax_lines": taxes_of.get(inv.id, []), "at": _stamp(inv.created_at)} for inv in invoices],
         "payments": [{
             "org": p.org_id, "invoice": numbers.get(p.invoice_id), "method": p.method, "status": p.status,
             "amount": format_amount(p.amount, p.currency), "currency": p.currency,

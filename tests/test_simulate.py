@@ -64,10 +64,11 @@ async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(backen
 
 async def test_paypal_pays_every_month():
     output = await _simulate("paypal_paid.yaml")
-    assert _keys(output["invoices"], "period", "status", "total") == [("2027-01", "PAID", "401.76"),
-                                                                      ("2027-02", "PAID", "10.85")]
-    assert _keys(output["payments"], "method", "status", "amount") == [("paypal", "PAID", "401.76"),
-                                                                       ("paypal", "PAID", "10.85")]
+    # GB without a VAT number: UK VAT 20% (TAX.md).
+    assert _keys(output["invoices"], "period", "status", "billed_usage", "tax", "total") == [
+        ("2027-01", "PAID", "401.76", "80.35", "482.11"), ("2027-02", "PAID", "10.85", "2.17", "13.02")]
+    assert _keys(output["payments"], "method", "status", "amount") == [("paypal", "PAID", "482.11"),
+                                                                       ("paypal", "PAID", "13.02")]
     # SPEC A3: a billing e-mail with the flag off goes to it and to the owners and billing admins.
     assert output["emails"][0]["to"] == ["ap@beta.test", "owner@beta.test"]
 

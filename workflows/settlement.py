@@ -1,4 +1,4 @@
-"""Month-end settlement of one organization and period: close the cloud invoice, then have it paid."""
+"""Month-end settlement of one organization and period: close the cloud invoice, tax it, then have it paid."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.invoices import CloseInvoiceRequest, InvoiceActivities, InvoiceSummary
+    from activities.invoices import CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary
+    from activities.tax import TaxActivities, TaxRequest
+    from billing.invoicing import last_day_of
+    from billing.tax import Product
     from activities.starting import StartingActivities
     from workflows.payment import ChargeInvoiceInput
     from workflows.shared import INVOICE_ID
@@ -38,6 +41,18 @@ class SettlementWorkflow:
             start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
         )
         workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
+        if invoice.status == "PENDING":
+            workflow.set_current_details(f"Computing the tax of {invoice.number}")
+            tax = await workflow.execute_activity_method(
+                TaxActivities.compute_tax,
+                TaxRequest(org_id=request.org_id, product=Product.ATLAS, amount=invoice.billed_usage,
+                           currency=invoice.currency, on=last_day_of(request.period)),
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
+            )
+            invoice = await workflow.execute_activity_method(
+                InvoiceActivities.finalize_invoice, FinalizeRequest(invoice_id=invoice.invoice_id, tax_lines=tax.lines),
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
+            )
         if invoice.amount_due <= 0:
             workflow.set_current_details(f"Invoice {invoice.number} is {invoice.status}: nothing to charge")
             return SettleResult(invoice=invoice)

@@ -1,0 +1,65 @@
+"""The tax activity: taxes for an organization's billing address, computed by the domain (SPEC C1-C4).
+
+Computed in an activity so the result is recorded in the workflow's history: a later rate change
+never alters the replay of a running workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities._context import activity_log_context
+from billing.db import Database
+from billing.tables import BillingProfile
+from billing.tax import OfflineRegistry, Product, TaxIdRegistry, TaxLine, TaxTable, default_table, tax_lines_for
+
+
+class TaxRequest(BaseModel):
+    org_id: str
+    product: Product
+    amount: Decimal
+    currency: str
+    on: date  # the last day of the invoiced period: the rate in force then applies
+
+
+class TaxQuote(BaseModel):
+    country: str
+    subdivision: str | None
+    tax_id_valid: bool
+    lines: list[TaxLine]
+    tax: Decimal
+
+
+def quote(*, country: str, subdivision: str | None, tax_id: str | None, product: Product, amount: Decimal,
+          currency: str, on: date, registry: TaxIdRegistry, table: TaxTable | None = None) -> TaxQuote:
+    valid = registry.is_valid(country, tax_id)
+    lines = tax_lines_for(country=country, subdivision=subdivision if country in ("US", "CA") else None,
+                          tax_id_valid=valid, product=product, amount=amount, currency=currency, on=on, table=table)
+    return TaxQuote(country=country, subdivision=subdivision, tax_id_valid=valid, lines=lines,
+                    tax=sum((line.amount for line in lines), Decimal("0")))
+
+
+class TaxActivities:
+    def __init__(self, db: Database, registry: TaxIdRegistry | None = None, table: TaxTable | None = None) -> None:
+        self.db = db
+        self.registry = registry or OfflineRegistry()
+        self.table = table or default_table()
+
+    @activity.defn(name="compute_tax")
+    def compute_tax(self, request: TaxRequest) -> TaxQuote:
+        with activity_log_context(org_id=request.org_id, product=request.product) as log:
+            with self.db.session() as s:
+                profile = s.get(BillingProfile, request.org_id)
+            if profile is None:
+                raise ApplicationError(f"organization {request.org_id} has no billing profile",
+                                       type="MissingBillingProfile", non_retryable=True)
+            result = quote(country=profile.country, subdivision=profile.state, tax_id=profile.tax_id,
+                           product=request.product, amount=request.amount, currency=request.currency,
+                           on=request.on, registry=self.registry, table=self.table)
+            log.info("tax computed", country=result.country, tax=str(result.tax), lines=len(result.lines))
+            return result
