@@ -28,21 +28,14 @@ def check_email(value: str) -> str:
     return value
 
 
-class BillingProfileIn(BaseModel):
-    """SPEC A1 billing address, A2 tax ID (never on a US profile), A3 billing e-mail settings."""
+class TaxAddress(BaseModel):
+    """What decides tax (SPEC A1-A2, C1-C3): country, US state / Canadian province, and the tax ID."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     country: str
-    address_line1: str
-    address_line2: str | None = None
-    city: str
     state: str
-    postal_code: str
-    company_name: str | None = None
     tax_id: str | None = None
-    billing_email: str | None = None
-    only_invoice_emails: bool = False
 
     @field_validator("country")
     @classmethod
@@ -52,11 +45,6 @@ class BillingProfileIn(BaseModel):
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
         return value
 
-    @field_validator("address_line1", "city", "postal_code")
-    @classmethod
-    def _present(cls, value: str) -> str:
-        return _required(value)
-
     @field_validator("state")
     @classmethod
     def _state(cls, value: str, info: ValidationInfo) -> str:
@@ -65,8 +53,7 @@ class BillingProfileIn(BaseModel):
         if country in ("US", "CA"):
             # A US state / Canadian province code; free text elsewhere.
             code = value.upper()
-            subdivision = pycountry.subdivisions.get(code=f"{country}-{code}")
-            if subdivision is None:
+            if pycountry.subdivisions.get(code=f"{country}-{code}") is None:
                 kind = "US state" if country == "US" else "Canadian province or territory"
                 raise ValueError(f"{value!r} is not a {kind} code")
             return code
@@ -84,6 +71,23 @@ class BillingProfileIn(BaseModel):
             return normalize_tax_id(country, value)
         except InvalidTaxId as err:
             raise ValueError(str(err)) from None
+
+
+class BillingProfileIn(TaxAddress):
+    """SPEC A1 billing address, A2 tax ID (never on a US profile), A3 billing e-mail settings."""
+
+    address_line1: str
+    address_line2: str | None = None
+    city: str
+    postal_code: str
+    company_name: str | None = None
+    billing_email: str | None = None
+    only_invoice_emails: bool = False
+
+    @field_validator("address_line1", "city", "postal_code")
+    @classmethod
+    def _present(cls, value: str) -> str:
+        return _required(value)
 
     @field_validator("billing_email")
     @classmethod

@@ -36,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     charge = commands.add_parser("charge-invoice", help="start the payment workflow of a closed invoice")
     charge.add_argument("invoice")
 
+    tax = commands.add_parser("tax", help="tax by region (SPEC C1-C4)")
+    tax_commands = tax.add_subparsers(dest="tax_command", required=True)
+    tax_quote = tax_commands.add_parser("quote", help="print the tax lines for an amount billed to an address (JSON)")
+    tax_quote.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code of the billing address")
+    tax_quote.add_argument("--state", help="US state / Canadian province code (free text elsewhere)")
+    tax_quote.add_argument("--tax-id", help="VAT/GST ID of the billing profile")
+    tax_quote.add_argument("--product", required=True, choices=["atlas", "flex_consulting"])
+    tax_quote.add_argument("--amount", required=True, help="taxable amount, e.g. 1000.00")
+    tax_quote.add_argument("--currency", default="USD")
+    tax_quote.add_argument("--on", help="the day whose rates apply (YYYY-MM-DD; default today)")
+
     settle = commands.add_parser("settle", help="run the month-end settlement of one organization and period")
     settle.add_argument("org")
     settle.add_argument("period", help="YYYY-MM")
@@ -64,6 +75,45 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tax_quote(args: argparse.Namespace) -> int:
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    from activities.tax import quote
+    from billing.money import UnknownCurrency, format_amount, round_money
+    from billing.profiles import TaxAddress
+    from billing.tax import OfflineRegistry, Product
+
+    try:
+        profile = TaxAddress.model_validate({"country": args.country, "state": args.state or "-",
+                                             "tax_id": args.tax_id})
+    except ValidationError as err:
+        first = err.errors()[0]
+        return _fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg'].removeprefix('Value error, ')}")
+    try:
+        amount = round_money(Decimal(args.amount), args.currency.upper())
+        if amount < 0:
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        return _fail(f"amount: {args.amount!r} is not a non-negative amount")
+    except UnknownCurrency:
+        return _fail(f"currency: unknown currency {args.currency!r}")
+    try:
+        on = date.fromisoformat(args.on) if args.on else date.today()
+    except ValueError:
+        return _fail(f"on: {args.on!r} is not a date (YYYY-MM-DD)")
+    currency = args.currency.upper()
+    result = quote(country=profile.country, subdivision=profile.state, tax_id=profile.tax_id,
+                   product=Product(args.product), amount=amount, currency=args.currency.upper(), on=on,
+                   registry=OfflineRegistry())
+    print(json.dumps({"country": result.country, "state": args.state, "product": args.product,
+                      "amount": str(amount), "currency": args.currency.upper(), "tax_id_valid": result.tax_id_valid,
+                      "tax_lines": [{"name": line.name, "rate": str(line.rate), "amount": str(line.amount)}
+                                    for line in result.lines],
+                      "tax": format_amount(result.tax, currency), "total": format_amount(amount + result.tax, currency)}, indent=2))
+    return 0
+
+
 async def _client() -> Any:
     from billing.db import Database
     from billing.gateway import SandboxGateway
@@ -79,6 +129,8 @@ async def _run(args: argparse.Namespace) -> int:
 
     if args.command == "simulate":
         return await _simulate(args)
+    if args.command == "tax":
+        return _tax_quote(args)
     if args.command == "db":
         migrate.upgrade(config.database_url())
         return 0

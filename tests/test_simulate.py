@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from decimal import Decimal
 import yaml
 
 from starter.scenario import ScenarioError, load_scenario, parse_scenario
@@ -134,14 +135,46 @@ def test_malformed_scenario_names_the_field(mutate, field):
     assert err.value.field.startswith(field), err.value
 
 
-def test_cli_exits_2_naming_the_field_and_writes_nothing(tmp_path):
-    bad = _scenario_with(payment_method__number="4242424242424241")
+@pytest.mark.parametrize("changes, field", [
+    ({"payment_method__number": "4242424242424241"}, "orgs.acme.payment_method.number"),
+    ({"billing_profile__tax_id": "123456789"}, "orgs.acme.billing_profile.tax_id"),           # US + tax ID
+    ({"billing_profile__country": "CA", "billing_profile__state": "BC",
+      "billing_profile__tax_id": "123456789RT0001"}, "orgs.acme.billing_profile.tax_id"),   # bad check digit
+    ({"billing_profile__state": "ZZ"}, "orgs.acme.billing_profile.state"),
+    ({"billing_profile__postal_code": None}, "orgs.acme.billing_profile.postal_code"),
+])
+def test_cli_exits_2_naming_the_field_and_writes_nothing(tmp_path, changes, field):
+    bad = _scenario_with(**changes)
+    if bad["orgs"]["acme"]["billing_profile"].get("postal_code") is None:
+        del bad["orgs"]["acme"]["billing_profile"]["postal_code"]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     database = tmp_path / "untouched.db"
     completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(path), "--json",
                                 "--database-url", f"sqlite:///{database}"], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2
-    assert "orgs.acme.payment_method.number" in completed.stderr
+    assert field in completed.stderr
     assert "4242424242424241" not in completed.stderr and completed.stdout == ""
     assert not database.exists()  # refused before anything was started or written
+
+
+@pytest.mark.parametrize("args, tax, lines", [
+    (["--country", "IE", "--tax-id", "IE6388047V", "--product", "atlas"], "230.00", [("VAT", "0.23", "230.00")]),
+    (["--country", "CA", "--state", "BC", "--tax-id", "123456782RT0001", "--product", "atlas"], "70.00",
+     [("PST", "0.07", "70.00")]),
+    (["--country", "GB", "--product", "flex_consulting"], "0.00", []),
+])
+def test_tax_quote_prints_the_tax_lines(args, tax, lines):
+    completed = subprocess.run([sys.executable, "-m", "starter.cli", "tax", "quote", *args, "--amount", "1000.00"],
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    quote = json.loads(completed.stdout)
+    assert quote["tax"] == tax and Decimal(quote["total"]) == Decimal("1000.00") + Decimal(tax)
+    assert [(t["name"], t["rate"], t["amount"]) for t in quote["tax_lines"]] == lines
+
+
+def test_tax_quote_refuses_a_bad_tax_id_naming_it():
+    completed = subprocess.run([sys.executable, "-m", "starter.cli", "tax", "quote", "--country", "DE", "--tax-id",
+                                "DE136695975", "--product", "atlas", "--amount", "10"], capture_output=True, text=True,
+                               timeout=60)
+    assert completed.returncode == 2 and completed.stderr.startswith("billing: error: tax_id:")
