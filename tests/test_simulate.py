@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from decimal import Decimal
 import yaml
 
 from starter.scenario import ScenarioError, load_scenario, parse_scenario
@@ -136,7 +136,9 @@ def test_malformed_scenario_names_the_field(mutate, field):
 
 
 @pytest.mark.parametrize("changes, field", [
-    ({"payment_method__number": "4242424242424241"}, "orgs.acme.payment_method.number"),
+    ({"payment_method__number": "4242424242424241"}, "orgs.acme.payment_method.number"),        # Luhn
+    ({"payment_method__number": "378282246310005"}, "orgs.acme.payment_method.cvc"),            # Amex CVC is 4
+    ({"payment_method__exp": "11/26"}, "orgs.acme.payment_method.exp"),                         # past expiry
     ({"billing_profile__tax_id": "123456789"}, "orgs.acme.billing_profile.tax_id"),           # US + tax ID
     ({"billing_profile__country": "CA", "billing_profile__state": "BC",
       "billing_profile__tax_id": "123456789RT0001"}, "orgs.acme.billing_profile.tax_id"),   # bad check digit
