@@ -1,0 +1,109 @@
+"""The demo `make run` seeds: a paying organization and one whose card is declined, settled for last month."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+
+from sqlmodel import select
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from billing.cards import CardIn
+from billing.profiles import BillingProfileIn, OrganizationIn
+from billing.tables import UsageLine
+from starter.client import BillingClient, BillingError, UsageIn
+from workflows.payment import PaymentWorkflow
+from workflows.shared import settlement_workflow_id
+
+DEMO_ORGS = ("demo", "demo-declined")
+REST_TIMEOUT = timedelta(seconds=60)
+
+
+def previous_month(now: datetime) -> tuple[date, date]:
+    """The first day of the previous calendar month and of the current one."""
+    this_month = now.date().replace(day=1)
+    return (this_month - timedelta(days=1)).replace(day=1), this_month
+
+
+def demo_organizations(now: datetime) -> list[OrganizationIn]:
+    exp = f"12/{(now.year + 3) % 100:02d}"
+    return [
+        OrganizationIn(
+            id="demo", name="Demo Analytics Ltd", owners=["owner@demo.test"], billing_admins=["billing@demo.test"],
+            billing_profile=BillingProfileIn(
+                country="IE", address_line1="1 Grand Canal Square", city="Dublin", state="Dublin",
+                postal_code="D02 P820", company_name="Demo Analytics Ltd", tax_id="IE6388047V"),
+            payment_method=CardIn(type="card", number="4242424242424242", exp=exp, cvc="123", name="Demo Owner"),
+        ),
+        OrganizationIn(
+            id="demo-declined", name="Declined Demo Inc", owners=["owner@demo-declined.test"],
+            billing_admins=["billing@demo-declined.test"],
+            billing_profile=BillingProfileIn(
+                country="US", address_line1="1633 Broadway", city="New York", state="NY", postal_code="10019",
+                company_name="Declined Demo Inc"),
+            payment_method=CardIn(type="card", number="4000000000000002", exp=exp, cvc="123",
+                                  name="Declined Owner"),
+        ),
+    ]
+
+
+def demo_usage(org_id: str, start: date, end: date) -> list[UsageIn]:
+    hours = str((end - start).days * 24)
+    lines = {
+        "demo": [
+            ("storefront", "Cluster0", "Atlas Dedicated", "ATLAS_AWS_INSTANCE_M30", hours, "hours", "0.54"),
+            ("storefront", "Cluster0", "Atlas Backup", "ATLAS_AWS_BACKUP_SNAPSHOT_STORAGE", "85.25", "GB-months",
+             "0.14"),
+            ("storefront", "Cluster0", "Atlas Data Transfer", "ATLAS_AWS_DATA_TRANSFER_INTERNET", "120.5", "GB",
+             "0.09"),
+        ],
+        "demo-declined": [
+            ("prototype", "Sandbox", "Atlas Dedicated", "ATLAS_AWS_INSTANCE_M10", hours, "hours", "0.08"),
+        ],
+    }[org_id]
+    return [UsageIn(project=project, deployment=deployment, service=service, sku=sku, start_date=start,
+                    end_date=end, quantity=quantity, unit=unit, unit_price=unit_price)
+            for project, deployment, service, sku, quantity, unit, unit_price in lines]
+
+
+def _has_usage(billing: BillingClient, org_id: str, period: str) -> bool:
+    with billing.db.session() as s:
+        row = s.exec(select(UsageLine.id).where(UsageLine.org_id == org_id, UsageLine.period == period)).first()
+    return row is not None
+
+
+async def _at_rest(billing: BillingClient, workflow_id: str) -> None:
+    """Wait until a payment workflow is done or waits for a retry, so its e-mail has gone out."""
+    handle = billing.temporal.get_workflow_handle(workflow_id)
+    try:
+        await handle.execute_update(PaymentWorkflow.wait_idle)
+    except RPCError:
+        # Updates are refused once the workflow has completed, which is also at rest.
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            raise
+
+
+async def seed_demo(billing: BillingClient, now: datetime) -> list[str]:
+    """Create the demo organizations, record last month's usage and settle it; safe to run on every start."""
+    start, end = previous_month(now)
+    period = f"{start.year:04d}-{start.month:02d}"
+    for org in demo_organizations(now):
+        try:
+            await billing.create_organization(org)
+        except BillingError as err:
+            if "already exists" not in str(err):
+                raise
+        # Checked rather than tied to creation, so a start interrupted between the two still records usage.
+        if not await asyncio.to_thread(_has_usage, billing, org.id, period):
+            await billing.record_usage(org.id, demo_usage(org.id, start, end))
+    results = await asyncio.gather(*(billing.settle(org_id, period) for org_id in DEMO_ORGS))
+    payments = [r.payment_workflow_id for r in results if r.payment_workflow_id]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(_at_rest(billing, wid) for wid in payments)),
+                               REST_TIMEOUT.total_seconds())
+    except TimeoutError:
+        seconds = REST_TIMEOUT.total_seconds()
+        raise RuntimeError(f"the demo's payment workflows {payments} did not come to rest within {seconds:.0f} s; "
+                           "an activity keeps failing (is the SMTP server reachable?)") from None
+    return [settlement_workflow_id(org_id, period) for org_id in DEMO_ORGS] + payments

