@@ -13,6 +13,7 @@ from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, Tele
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities, SmtpSettings
+from activities.fx import FxActivities
 from activities.invoices import InvoiceActivities
 from activities.payments import PaymentActivities
 from activities.starting import StartingActivities
@@ -21,11 +22,12 @@ from billing import config
 from billing.db import Database
 from billing.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
+from workflows.month_end import MonthEndWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.settlement import SettlementWorkflow
 from workflows.shared import TASK_QUEUE
 
-WORKFLOWS = [PaymentWorkflow, SettlementWorkflow]
+WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow]
 
 
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
@@ -33,10 +35,11 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     payments = PaymentActivities(db, gateway)
     invoices = InvoiceActivities(db)
     email = EmailActivities(db, smtp)
-    starting = StartingActivities(client, task_queue)
+    starting = StartingActivities(client, task_queue, db)
     tax = TaxActivities(db)
+    fx = FxActivities(db)
     return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
-            email.send_email, starting.start_payment]
+            fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements]
 
 
 def install_runtime() -> None:

@@ -1,4 +1,9 @@
-"""Invoice activities: close a period's cloud invoice from the usage rows (once per organization and period), finalize it."""
+"""Invoice activities: close a period's cloud invoice (once per organization and period), then finalize it.
+
+Closing rates the usage and applies the subscription (SPEC D1); finalizing adds the tax lines, draws the
+credits (D3, D6), decides the status (D8) and issues the tax invoice in the subscription's currency (D5, M2).
+Each runs in one database transaction keyed by the invoice's business key, so a retry changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,17 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 from temporalio import activity
 
 from activities._context import activity_log_context
+from billing.credits import CreditLineState, draw_credits
 from billing.db import Database
-from billing.invoicing import CLOUD_CURRENCY, UsageItem, build_cloud_invoice, invoice_number
-from billing.tables import Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, UsageLine
+from billing.invoicing import CLOUD_CURRENCY, UsageItem, build_cloud_invoice, invoice_number, last_day_of
+from billing.money import round_money
+from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
+from billing.tables import (CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
+                            PaymentStatus, Subscription, UsageLine)
 from billing.tax import TaxLine
 
 
@@ -23,9 +32,13 @@ class CloseInvoiceRequest(BaseModel):
     at: datetime
 
 
-class FinalizeRequest(BaseModel):
+class TaxInvoiceSummary(BaseModel):
     invoice_id: int
-    tax_lines: list[TaxLine]
+    number: str
+    currency: str
+    total: Decimal
+    amount_due: Decimal
+    fx_rate: Decimal | None = None
 
 
 class InvoiceSummary(BaseModel):
@@ -36,18 +49,58 @@ class InvoiceSummary(BaseModel):
     kind: str
     status: str
     currency: str
-    billed_usage: Decimal
-    tax: Decimal
-    total: Decimal
-    amount_due: Decimal
-    created: bool  # False when the invoice already existed (a re-run settlement)
+    billed_usage: Decimal = Decimal("0")
+    tax: Decimal = Decimal("0")
+    total: Decimal = Decimal("0")
+    amount_due: Decimal = Decimal("0")
+    created: bool = False  # False when the invoice already existed (a re-run settlement)
+    billing_mode: str = "card"
+    taxable: bool = True  # marketplace taxes are the cloud provider's (seed 004)
+    tax_invoice_currency: str | None = None  # set when the subscription gets a tax invoice (D5)
+    tax_invoice: TaxInvoiceSummary | None = None
 
 
-def summarize(invoice: Invoice, created: bool) -> InvoiceSummary:
+class FinalizeRequest(BaseModel):
+    invoice_id: int
+    tax_lines: list[TaxLine]
+    fx_rate: Decimal | None = None  # USD -> tax invoice currency, from the fx activity
+    at: datetime | None = None
+
+
+def _tax_invoice_summary(s: Session, invoice: Invoice) -> TaxInvoiceSummary | None:
+    tax_invoice = s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)).first()
+    if tax_invoice is None:
+        return None
+    return TaxInvoiceSummary(invoice_id=tax_invoice.id, number=tax_invoice.number, currency=tax_invoice.currency,
+                             total=tax_invoice.total, amount_due=tax_invoice.amount_due, fx_rate=tax_invoice.fx_rate)
+
+
+def _subscription(s: Session, org_id: str) -> Subscription | None:
+    return s.exec(select(Subscription).where(Subscription.org_id == org_id, Subscription.status == "ACTIVE")
+                  .order_by(Subscription.id.desc())).first()
+
+
+def _terms(sub: Subscription) -> SubscriptionTerms:
+    return SubscriptionTerms(type=sub.type, term_start=sub.term_start, term_months=sub.term_months,
+                             commitment=sub.commitment, currency=sub.currency)
+
+
+def _tax_invoice_currency(sub: Subscription | None, period: str) -> str | None:
+    """SPEC D5: a subscription in its term gets a tax invoice each month; marketplace never does."""
+    if sub is None or sub.type == SubscriptionType.MARKETPLACE or _terms(sub).month_index(period) is None:
+        return None
+    return sub.currency
+
+
+def summarize(s: Session, invoice: Invoice, created: bool) -> InvoiceSummary:
+    sub = _subscription(s, invoice.org_id)
     return InvoiceSummary(invoice_id=invoice.id, number=invoice.number, org_id=invoice.org_id,
                           period=invoice.period, kind=invoice.kind, status=invoice.status,
                           currency=invoice.currency, billed_usage=invoice.billed_usage, tax=invoice.tax,
-                          total=invoice.total, amount_due=invoice.amount_due, created=created)
+                          total=invoice.total, amount_due=invoice.amount_due, created=created,
+                          billing_mode=invoice.billing_mode, taxable=invoice.billing_mode != "marketplace",
+                          tax_invoice_currency=_tax_invoice_currency(sub, invoice.period),
+                          tax_invoice=_tax_invoice_summary(s, invoice))
 
 
 class InvoiceActivities:
@@ -58,57 +111,133 @@ class InvoiceActivities:
     def close_cloud_invoice(self, request: CloseInvoiceRequest) -> InvoiceSummary:
         key = f"{request.org_id}:{request.period}:cloud"
         with activity_log_context(org_id=request.org_id, period=request.period) as log:
-            existing = self._by_key(key)
-            if existing is not None:
-                log.info("cloud invoice already closed", invoice=existing.number)
-                return summarize(existing, created=False)
             try:
-                invoice = self._create(key, request)
+                with self.db.session() as s:
+                    existing = s.exec(select(Invoice).where(Invoice.key == key)).first()
+                    if existing is not None:
+                        log.info("cloud invoice already closed", invoice=existing.number)
+                        return summarize(s, existing, created=False)
+                    invoice = self._create(s, key, request)
+                    summary = summarize(s, invoice, created=True)
             except IntegrityError:
                 # A concurrent attempt closed it first: the unique business key refused the duplicate.
-                return summarize(self._by_key(key), created=False)
-            log.info("cloud invoice closed", invoice=invoice.number, total=str(invoice.total),
-                     status=invoice.status)
-            return summarize(invoice, created=True)
+                with self.db.session() as s:
+                    return summarize(s, s.exec(select(Invoice).where(Invoice.key == key)).one(), created=False)
+            log.info("cloud invoice closed", invoice=summary.number, billed_usage=str(summary.billed_usage),
+                     billing_mode=summary.billing_mode)
+            return summary
+
+    def _create(self, s: Session, key: str, request: CloseInvoiceRequest) -> Invoice:
+        rows = s.exec(select(UsageLine).where(UsageLine.org_id == request.org_id, UsageLine.period == request.period)
+                      .order_by(UsageLine.id)).all()
+        draft = build_cloud_invoice(UsageItem.model_validate(row, from_attributes=True) for row in rows)
+        sub = _subscription(s, request.org_id)
+        terms = _terms(sub) if sub is not None else None
+        state = (CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
+                                 cumulative_billed=sub.cumulative_billed, months_billed=sub.months_billed)
+                 if sub is not None else CommitmentState())
+        billing = bill_period(terms, state, draft.usage, request.period)
+        if sub is not None:
+            # The commitment's state moves in the same transaction as the invoice that moved it.
+            sub.bank, sub.cumulative_usage = billing.state.bank, billing.state.cumulative_usage
+            sub.cumulative_billed, sub.months_billed = billing.state.cumulative_billed, billing.state.months_billed
+            sub.last_period = request.period
+            s.add(sub)
+        mode = "card"
+        if billing.invoiced_under_subscription:
+            mode = "marketplace" if sub is not None and sub.type == SubscriptionType.MARKETPLACE else "subscription"
+        invoice = Invoice(key=key, org_id=request.org_id, kind="cloud", period=request.period,
+                          status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY, usage=draft.usage,
+                          billed_usage=billing.billed_usage, tax=Decimal("0"), total=billing.billed_usage,
+                          amount_due=billing.billed_usage, created_at=request.at, billing_mode=mode,
+                          explanation=billing.explanation if billing.billed_usage != draft.usage else None)
+        s.add(invoice)
+        s.flush()
+        invoice.number = invoice_number(request.period, invoice.id)
+        for position, line in enumerate(draft.lines):
+            s.add(InvoiceLine(invoice_id=invoice.id, position=position, **line.model_dump()))
+        s.add(invoice)
+        return invoice
 
     @activity.defn(name="finalize_invoice")
     def finalize_invoice(self, request: FinalizeRequest) -> InvoiceSummary:
-        """Attach the tax lines; total = billed usage + tax (SPEC C4); CLOSED, or FREE at 0.00 (D8)."""
+        """Tax, credits, status and the tax invoice: total = billed usage + tax (C4); amount due = total -
+        credits applied (D8); what credits leave is charged to the card or invoiced under the subscription (D6)."""
         with self.db.session() as s:
             invoice = s.get(Invoice, request.invoice_id)
             if invoice.status != InvoiceStatus.PENDING:
-                return summarize(invoice, created=False)
+                return summarize(s, invoice, created=False)
+            at = request.at or invoice.created_at
             tax = sum((line.amount for line in request.tax_lines), Decimal("0"))
             for position, line in enumerate(request.tax_lines):
                 s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
             invoice.tax = tax
             invoice.total = invoice.billed_usage + tax
-            invoice.amount_due = invoice.total
-            invoice.status = InvoiceStatus.FREE if invoice.total == 0 else InvoiceStatus.CLOSED
+            remainder = self._apply_credits(s, invoice, at)
+            if invoice.total == 0:
+                invoice.status = InvoiceStatus.FREE
+            elif remainder == 0:
+                invoice.status, invoice.paid_at = InvoiceStatus.PREPAID, at
+            elif invoice.billing_mode in ("subscription", "marketplace"):
+                invoice.status, invoice.invoiced = InvoiceStatus.INVOICED, remainder
+            else:
+                invoice.status = InvoiceStatus.CLOSED
+            invoice.amount_due = remainder if invoice.status == InvoiceStatus.CLOSED else Decimal("0")
             s.add(invoice)
+            currency = _tax_invoice_currency(_subscription(s, invoice.org_id), invoice.period)
+            if currency is not None:
+                self._issue_tax_invoice(s, invoice, request, currency, at)
+            summary = summarize(s, invoice, created=True)
         with activity_log_context(org_id=invoice.org_id, invoice=invoice.number) as log:
-            log.info("invoice finalized", total=str(invoice.total), tax=str(invoice.tax), status=invoice.status)
-        return summarize(invoice, created=True)
+            log.info("invoice finalized", total=str(invoice.total), tax=str(invoice.tax), status=invoice.status,
+                     credits_applied=str(invoice.credits_applied), amount_due=str(invoice.amount_due))
+        return summary
 
-    def _by_key(self, key: str) -> Invoice | None:
-        with self.db.session() as s:
-            return s.exec(select(Invoice).where(Invoice.key == key)).first()
-
-    def _create(self, key: str, request: CloseInvoiceRequest) -> Invoice:
-        with self.db.session() as s:
-            rows = s.exec(select(UsageLine).where(UsageLine.org_id == request.org_id,
-                                                  UsageLine.period == request.period)
-                          .order_by(UsageLine.id)).all()
-            draft = build_cloud_invoice(UsageItem.model_validate(row, from_attributes=True) for row in rows)
-            # PENDING until the tax is known (finalize_invoice); elastic billing: billed usage = usage.
-            invoice = Invoice(key=key, org_id=request.org_id, kind="cloud", period=request.period,
-                              status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY, usage=draft.usage,
-                              billed_usage=draft.usage, tax=Decimal("0"), total=draft.usage,
-                              amount_due=draft.usage, created_at=request.at)
-            s.add(invoice)
+    @staticmethod
+    def _apply_credits(s: Session, invoice: Invoice, at: datetime) -> Decimal:
+        """SPEC D3/D6: draw the total from the credit lines, top to bottom; return what they leave."""
+        rows = s.exec(select(CreditLine).where(CreditLine.org_id == invoice.org_id)
+                      .order_by(CreditLine.position, CreditLine.id)).all()
+        if not rows or invoice.total == 0:
+            return invoice.total
+        drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
+                                                 start=r.start_date, end=r.end_date, currency=r.currency)
+                                 for r in rows], invoice.total, last_day_of(invoice.period))
+        for row, state in zip(rows, drawdown.lines):
+            if row.used != state.used:
+                row.used = state.used
+                s.add(row)
+        if drawdown.covered > 0:
+            invoice.credits_applied = drawdown.covered
+            payment = Payment(idempotency_key=f"{invoice.number}:credits", org_id=invoice.org_id,
+                              invoice_id=invoice.id, attempt=0, method="credits", status=PaymentStatus.PAID,
+                              amount=drawdown.covered, currency=invoice.currency, created_at=at, updated_at=at)
+            s.add(payment)
             s.flush()
-            invoice.number = invoice_number(request.period, invoice.id)
-            for position, line in enumerate(draft.lines):
-                s.add(InvoiceLine(invoice_id=invoice.id, position=position, **line.model_dump()))
-            s.add(invoice)
-        return invoice
+            s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PAID,
+                               detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in drawdown.draws), at=at))
+        return drawdown.uncovered
+
+    @staticmethod
+    def _issue_tax_invoice(s: Session, cloud: Invoice, request: FinalizeRequest, currency: str, at: datetime) -> None:
+        """SPEC D5/M2: the amount to pay, in the subscription's currency at the rate in force at period end."""
+        rate = Decimal("1") if currency == CLOUD_CURRENCY else request.fx_rate
+        if rate is None:
+            raise ValueError(f"a {currency} tax invoice needs the USD->{currency} rate")
+        convert = lambda amount: round_money(amount * rate, currency)  # noqa: E731  (one rounding per line, M1)
+        billed = convert(cloud.billed_usage)
+        tax_lines = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in request.tax_lines]
+        tax = sum((line.amount for line in tax_lines), Decimal("0"))
+        total = billed + tax
+        due = total - convert(cloud.credits_applied) if cloud.status == InvoiceStatus.INVOICED else Decimal("0")
+        tax_invoice = Invoice(key=f"{cloud.org_id}:{cloud.period}:tax", org_id=cloud.org_id, kind="tax",
+                              period=cloud.period, status=cloud.status, currency=currency, usage=convert(cloud.usage),
+                              billed_usage=billed, tax=tax, total=total, amount_due=due, created_at=at,
+                              billing_mode=cloud.billing_mode, fx_rate=None if currency == CLOUD_CURRENCY else rate,
+                              cloud_invoice_id=cloud.id, paid_at=cloud.paid_at)
+        s.add(tax_invoice)
+        s.flush()
+        tax_invoice.number = invoice_number(cloud.period, tax_invoice.id).replace("INV-", "TAX-")
+        s.add(tax_invoice)
+        for position, line in enumerate(tax_lines):
+            s.add(InvoiceTaxLine(invoice_id=tax_invoice.id, position=position, **line.model_dump()))

@@ -125,4 +125,8 @@ class PaymentActivities:
             else:
                 invoice.status = InvoiceStatus.FAILED
             s.add(invoice)
+            # The tax invoice of a card-paid month says what happened to the card charge (D5, D8).
+            for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
+                tax_invoice.status, tax_invoice.paid_at = invoice.status, invoice.paid_at
+                s.add(tax_invoice)
             return payment

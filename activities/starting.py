@@ -7,14 +7,24 @@ cannot skip time after an abandoned child starts (temporalio/sdk-java#2392).
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, time, timedelta, timezone
+
 from pydantic import BaseModel
+from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from billing.db import Database
+from billing.invoicing import last_day_of
+from billing.tables import Organization
 from workflows.payment import ChargeInvoiceInput, PaymentWorkflow
-from workflows.shared import BILLING_PERIOD, INVOICE_ID, ORG_ID, PAYMENT_STATUS, payment_workflow_id
+from workflows.shared import (BILLING_PERIOD, INVOICE_ID, ORG_ID, PAYMENT_STATUS, SETTLEMENT_WORKFLOW, SettleInput,
+                              payment_workflow_id, settlement_workflow_id)
+
+SETTLEMENT_START_CONCURRENCY = 50
 
 
 class StartedWorkflow(BaseModel):
@@ -39,11 +49,64 @@ async def start_payment_workflow(client: Client, task_queue: str, request: Charg
     return StartedWorkflow(workflow_id=workflow_id, already_started=False)
 
 
+class StartSettlementsRequest(BaseModel):
+    period: str
+    after_org_id: str | None = None
+    limit: int = 500
+
+
+class StartSettlementsPage(BaseModel):
+    started: int
+    already_started: int
+    last_org_id: str | None  # None: no organization after the cursor
+
+
+async def start_settlement_workflow(client: Client, task_queue: str, org_id: str, period: str) -> bool:
+    """Start the settlement of one organization and period; False if it was already started (H1)."""
+    try:
+        await client.start_workflow(
+            SETTLEMENT_WORKFLOW, SettleInput(org_id=org_id, period=period),
+            id=settlement_workflow_id(org_id, period), task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
+                                                     SearchAttributePair(BILLING_PERIOD, period)]),
+            static_summary=f"Month-end settlement of {org_id} for {period}")
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
 class StartingActivities:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, db: Database) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.db = db
 
     @activity.defn(name="start_payment_workflow")
     async def start_payment(self, request: ChargeInvoiceInput) -> StartedWorkflow:
         return await start_payment_workflow(self.client, self.task_queue, request)
+
+    @activity.defn(name="start_settlements")
+    async def start_settlements(self, request: StartSettlementsRequest) -> StartSettlementsPage:
+        """One page of organizations (created before the period ended), their settlements started with
+        bounded concurrency."""
+        org_ids = await asyncio.to_thread(self._org_page, request)
+        gate = asyncio.Semaphore(SETTLEMENT_START_CONCURRENCY)
+
+        async def start(org_id: str) -> bool:
+            async with gate:
+                started = await start_settlement_workflow(self.client, self.task_queue, org_id, request.period)
+                activity.heartbeat(org_id)
+                return started
+
+        results = await asyncio.gather(*(start(org_id) for org_id in org_ids))
+        return StartSettlementsPage(started=sum(results), already_started=len(results) - sum(results),
+                                    last_org_id=org_ids[-1] if org_ids else None)
+
+    def _org_page(self, request: StartSettlementsRequest) -> list[str]:
+        period_end = datetime.combine(last_day_of(request.period) + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        with self.db.session() as s:
+            query = select(Organization.id).where(Organization.created_at < period_end)
+            if request.after_org_id is not None:
+                query = query.where(Organization.id > request.after_org_id)
+            return list(s.exec(query.order_by(Organization.id).limit(request.limit)).all())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -57,4 +58,21 @@ def render(kind: str, org_id: str, data: dict[str, str]) -> EmailContent:
                   f"Update your payment method and retry the payment from your invoices: {invoices_link}\n"
                   f"Retry this payment: {invoice_link}#retry\n{extra}"),
         )
+    if kind == "tax_invoice":
+        currency = data["currency"]
+        due = _money(data["amount_due"], currency)
+        return EmailContent(
+            subject=f"Tax invoice {invoice} for {data.get('period', '')}: {due} due",
+            body=(f"Your tax invoice {invoice} for the billing period {data.get('period', '')} "
+                  f"(cloud invoice {data.get('cloud_invoice', '')}).\n\n"
+                  f"Total: {_money(data['amount'], currency)}\nAmount due: {due}\n\n"
+                  f"Pay by bank transfer to:\n{bank_details()}\nReference: {invoice}\n\n"
+                  f"Cloud invoice and usage: {invoices_link}/{data.get('cloud_invoice', '')}\n"),
+        )
     raise ValueError(f"unknown e-mail kind {kind!r}")
+
+
+def bank_details() -> str:
+    """Where subscription customers wire the amount due (configuration; the sandbox's by default)."""
+    return os.environ.get("BILLING_BANK_DETAILS", "Sandbox Bank plc, IBAN GB33 BUKB 2020 1555 5555 55, BIC BUKBGB22, "
+                                                  "account holder: Billing Engine Ltd")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel
@@ -55,6 +55,11 @@ def build_cloud_invoice(items: Iterable[UsageItem]) -> CloudInvoiceDraft:
 
 def period_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
+
+
+def period_before(moment: datetime) -> str:
+    """The month that ended at `moment` (a month-end runs at 00:00 UTC on the 1st)."""
+    return period_of(moment.date() - timedelta(days=1))
 
 
 def last_day_of(period: str) -> date:

@@ -140,6 +140,14 @@ class Invoice(SQLModel, table=True):
     amount_due: Decimal = _money()
     created_at: datetime = _ts()
     paid_at: datetime | None = _ts(default=None)
+    # How the billed amount is settled: "card" (payment method on file), "subscription" (tax invoice),
+    # "marketplace" (invoiced through the marketplace).
+    billing_mode: str = Field(default="card", max_length=16)
+    credits_applied: Decimal = _money(default=Decimal("0"))  # D8: the starting balance drawn from credits
+    invoiced: Decimal = _money(default=Decimal("0"))  # billed under the subscription (INVOICED)
+    fx_rate: Decimal | None = _money(default=None)  # tax invoice: USD -> currency at the end of the period (M2)
+    cloud_invoice_id: int | None = Field(default=None, foreign_key="invoices.id")  # a tax invoice's cloud invoice
+    explanation: str | None = Field(default=None, max_length=300)  # why billed usage differs from usage (G3)
 
 
 class InvoiceLine(SQLModel, table=True):
@@ -203,6 +211,38 @@ class PaymentEvent(SQLModel, table=True):
     status: str = Field(max_length=24)
     detail: str | None = Field(default=None, max_length=200)
     at: datetime = _ts()
+
+
+class Subscription(SQLModel, table=True):
+    """SPEC D1: an organization's subscription, with the running state of its commitment."""
+
+    __tablename__ = "subscriptions"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    type: str = Field(max_length=24)
+    term_start: date = Field(sa_column=Column(Date, nullable=False))
+    term_months: int
+    commitment: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    status: str = Field(default="ACTIVE", max_length=24)
+    created_at: datetime = _ts()
+    # Commitment state after the last settled month; updated in the same transaction as that month's invoice.
+    bank: Decimal = _money(default=Decimal("0"))
+    cumulative_usage: Decimal = _money(default=Decimal("0"))
+    cumulative_billed: Decimal = _money(default=Decimal("0"))
+    months_billed: int = 0
+    last_period: str | None = Field(default=None, max_length=7)
+
+
+class FxRate(SQLModel, table=True):
+    """USD -> currency rates, each in force from `effective_at` on (SPEC M2, E3)."""
+
+    __tablename__ = "fx_rates"
+    __table_args__ = (UniqueConstraint("currency", "effective_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    currency: str = Field(max_length=3)
+    rate: Decimal = _money()
+    effective_at: datetime = _ts()
 
 
 class CreditLine(SQLModel, table=True):

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -19,11 +21,14 @@ from billing.db import Database
 from billing.gateway import PaymentGateway, TokenizedMethod
 from billing.invoicing import period_of
 from billing.profiles import OrganizationIn
-from billing.tables import (BillingProfile, Invoice, InvoiceStatus, Organization, OrgMember, PaymentMethod, Role,
-                            UsageLine)
+from billing.subscriptions import SubscriptionTerms, SubscriptionType
+from billing.tables import (BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization, OrgMember,
+                            PaymentMethod, Role, Subscription, UsageLine)
+from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.payment import ChargeInvoiceInput, PaymentWorkflow, RetryRequest
-from workflows.settlement import SettleInput, SettleResult, SettlementWorkflow
-from workflows.shared import BILLING_PERIOD, ORG_ID, TASK_QUEUE, payment_workflow_id, settlement_workflow_id
+from workflows.settlement import SettleResult, SettlementWorkflow
+from workflows.shared import (BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput, payment_workflow_id,
+                              settlement_workflow_id)
 
 Clock = Callable[[], Awaitable[datetime]]
 
@@ -60,6 +65,52 @@ class UsageIn(BaseModel):
         if not value.is_finite() or value < 0:
             raise ValueError("must be a non-negative number")
         return value
+
+
+class SubscriptionIn(BaseModel):
+    """SPEC D1: a subscription bought through sales (or a marketplace)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: SubscriptionType
+    term_start: date
+    term_months: int = Field(ge=1, le=120)
+    commitment: Decimal = Field(ge=0)
+    currency: Literal["USD", "EUR"] = "USD"
+
+    @field_validator("commitment", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        return UsageIn._no_float(value)
+
+    @field_validator("term_start")
+    @classmethod
+    def _first_of_month(cls, value: date) -> date:
+        if value.day != 1:
+            raise ValueError("a term starts on the first day of a month")
+        return value
+
+
+class CreditLineIn(BaseModel):
+    """SPEC D3: a line of the Available Credits table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal = Field(gt=0)
+    start: date
+    end: date
+    kind: str = "promotional"
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        return UsageIn._no_float(value)
+
+    @model_validator(mode="after")
+    def _dates(self) -> "CreditLineIn":
+        if self.end < self.start:
+            raise ValueError("'end' is before 'start'")
+        return self
 
 
 class BillingError(Exception):
@@ -129,6 +180,62 @@ class BillingClient:
             return len(items)
 
         return await asyncio.to_thread(insert)
+
+    async def add_subscription(self, org_id: str, subscription: SubscriptionIn) -> None:
+        """Record a subscription; a prepaid one puts its credits at the top of the credit table (D1, D3)."""
+        at = await self.clock()
+
+        def insert() -> None:
+            with self.db.session() as s:
+                if s.get(Organization, org_id) is None:
+                    raise BillingError(f"unknown organization {org_id!r}")
+                s.add(Subscription(org_id=org_id, created_at=at, **subscription.model_dump()))
+                if subscription.type == SubscriptionType.PREPAID:
+                    terms = SubscriptionTerms(**subscription.model_dump())
+                    for line in s.exec(select(CreditLine).where(CreditLine.org_id == org_id)):
+                        line.position += 1
+                        s.add(line)
+                    s.add(CreditLine(org_id=org_id, position=0, kind="prepaid", amount=subscription.commitment,
+                                     start_date=subscription.term_start, end_date=terms.term_end()))
+
+        await asyncio.to_thread(insert)
+
+    async def add_credit_line(self, org_id: str, line: CreditLineIn) -> None:
+        """Append a credit line at the bottom of the organization's credit table (drawn top to bottom, D3)."""
+        def insert() -> None:
+            with self.db.session() as s:
+                if s.get(Organization, org_id) is None:
+                    raise BillingError(f"unknown organization {org_id!r}")
+                last = s.exec(select(CreditLine.position).where(CreditLine.org_id == org_id)
+                              .order_by(CreditLine.position.desc())).first()
+                s.add(CreditLine(org_id=org_id, position=0 if last is None else last + 1, kind=line.kind,
+                                 amount=line.amount, start_date=line.start, end_date=line.end))
+
+        await asyncio.to_thread(insert)
+
+    async def record_fx_rate(self, currency: str, rate: Decimal, effective_at: datetime) -> None:
+        """A USD -> currency rate in force from `effective_at` (SPEC M2)."""
+        def insert() -> None:
+            with self.db.session() as s:
+                s.add(FxRate(currency=currency, rate=rate, effective_at=effective_at))
+
+        await asyncio.to_thread(insert)
+
+    async def run_month_end(self, period: str) -> MonthEndResult:
+        """Start every organization's settlement for `period` (what the month-end Schedule does)."""
+        workflow_id = f"month-end-{period}"
+        try:
+            handle = await self.temporal.start_workflow(
+                MonthEndWorkflow.run, MonthEndInput(period=period), id=workflow_id, task_queue=self.task_queue,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(BILLING_PERIOD, period)]),
+                static_summary=f"Month-end {period}")
+        except WorkflowAlreadyStartedError:
+            handle = self.temporal.get_workflow_handle_for(MonthEndWorkflow.run, workflow_id)
+        return await handle.result()
+
+    async def settlement_result(self, org_id: str, period: str) -> SettleResult:
+        return await self.temporal.get_workflow_handle_for(SettlementWorkflow.run,
+                                                           settlement_workflow_id(org_id, period)).result()
 
     async def settle(self, org_id: str, period: str) -> SettleResult:
         """Month-end for one organization (SPEC H1: one settlement per organization and period)."""

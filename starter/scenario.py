@@ -14,12 +14,11 @@ from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, 
 from billing.cards import PaymentMethodIn
 from billing.config import BillingDurations
 from billing.profiles import BillingProfileIn, check_email
-from starter.client import UsageIn
+from starter.client import CreditLineIn, SubscriptionIn, UsageIn
 
 # Fields and events of SCENARIOS.md that later issues bring; a scenario using one is refused clearly.
 NOT_YET = {
-    "subscription": "subscriptions and credits (SPEC D1-D8)",
-    "credits": "subscriptions and credits (SPEC D1-D8)",
+    "activation_code_pending": "activation codes (SPEC D2)",
     "support_plan": "support plans (SPEC B1)",
     "apply_activation_code": "activation codes (SPEC D2)",
     "authorize_payment": "India (RBI) payments (SPEC E1-E6)",
@@ -50,6 +49,10 @@ class FxRate(_Strict):
     rate: Decimal
 
 
+class SubscriptionSpec(SubscriptionIn):
+    activation_code: Literal["applied", "pending"] = "applied"
+
+
 class OrgSpec(_Strict):
     created: date | None = None
     name: str | None = None
@@ -57,8 +60,8 @@ class OrgSpec(_Strict):
     billing_admins: list[str] = []
     billing_profile: BillingProfileIn
     payment_method: PaymentMethodIn | None = None
-    subscription: dict[str, Any] | None = None
-    credits: list[dict[str, Any]] | None = None
+    subscription: SubscriptionSpec | None = None
+    credits: list[CreditLineIn] = []
     support_plan: dict[str, Any] | None = None
 
     @field_validator("owners", "billing_admins")
@@ -101,7 +104,7 @@ class LaterEvent(_Event):
     """An event SCENARIOS.md defines that this version cannot run yet (refused after parsing)."""
 
     model_config = ConfigDict(extra="allow")
-    do: Literal[tuple(k for k in NOT_YET if k not in ("subscription", "credits", "support_plan"))]  # type: ignore[valid-type]
+    do: Literal[tuple(k for k in NOT_YET if k not in ("activation_code_pending", "support_plan"))]  # type: ignore[valid-type]
 
 
 Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, LaterEvent], Field(discriminator="do")]
@@ -121,9 +124,11 @@ class Scenario(_Strict):
         if self.until <= self.start:
             raise ScenarioError("until", "must be after start")
         for name, org in self.orgs.items():
-            for field in ("subscription", "credits", "support_plan"):
-                if getattr(org, field) is not None:
-                    raise ScenarioError(f"orgs.{name}.{field}", f"not supported yet: arrives with {NOT_YET[field]}")
+            if org.support_plan is not None:
+                raise ScenarioError(f"orgs.{name}.support_plan", f"not supported yet: arrives with {NOT_YET['support_plan']}")
+            if org.subscription is not None and org.subscription.activation_code == "pending":
+                raise ScenarioError(f"orgs.{name}.subscription.activation_code",
+                                    f"'pending' is not supported yet: arrives with {NOT_YET['activation_code_pending']}")
         for i, line in enumerate(self.usage):
             if line.org not in self.orgs:
                 raise ScenarioError(f"usage[{i}].org", f"unknown organization {line.org!r}")

@@ -27,8 +27,9 @@ from billing.db import Database
 from billing.gateway import SandboxGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
-from billing.tables import EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Organization, Payment
-from starter.client import BillingClient
+from billing.credits import CreditLineState, elastic_billing_active
+from billing.tables import CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Organization, Payment
+from starter.client import BillingClient, SubscriptionIn
 from starter.scenario import RetryPayment, Scenario, UpdatePaymentMethod, utc
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
@@ -97,10 +98,13 @@ class Simulation:
                                      task_queue=task_queue)
         self.payment_workflows: list[str] = []
         self.settlement_workflows: list[str] = []
+        self.month_end_workflows: list[str] = []
 
     async def run(self) -> None:
         steps: list[_Step] = []
         start, until = utc(self.scenario.start), utc(self.scenario.until)
+        for rate in self.scenario.fx:
+            await self.billing.record_fx_rate(rate.currency, rate.rate, utc(rate.at))
         for name, org in self.scenario.orgs.items():
             created = datetime.combine(org.created, time(0), tzinfo=timezone.utc) if org.created else start
             steps.append(_Step(max(created, start), 0, len(steps), self._creator(name)))
@@ -126,6 +130,11 @@ class Simulation:
             await self.billing.create_organization(OrganizationIn(
                 id=name, name=spec.name, owners=spec.owners, billing_admins=spec.billing_admins,
                 billing_profile=spec.billing_profile, payment_method=spec.payment_method))
+            if spec.subscription is not None:
+                await self.billing.add_subscription(name, SubscriptionIn(
+                    **spec.subscription.model_dump(exclude={"activation_code"})))
+            for line in spec.credits:
+                await self.billing.add_credit_line(name, line)
             usage = [line for line in self.scenario.usage if line.org == name]
             if usage:
                 await self.billing.record_usage(name, usage)
@@ -134,8 +143,10 @@ class Simulation:
     def _settler(self, moment: datetime) -> Callable[[], Awaitable[None]]:
         async def settle() -> None:
             period = previous_period(moment)
+            await self.billing.run_month_end(period)  # what the Schedule starts at 00:00 UTC on the 1st
+            self.month_end_workflows.append(f"month-end-{period}")
             orgs = await asyncio.to_thread(self._org_ids, moment)
-            results = await asyncio.gather(*(self.billing.settle(org, period) for org in orgs))
+            results = await asyncio.gather(*(self.billing.settlement_result(org, period) for org in orgs))
             self.settlement_workflows += [settlement_workflow_id(org, period) for org in orgs]
             self.payment_workflows += [r.payment_workflow_id for r in results if r.payment_workflow_id]
         return settle
@@ -193,14 +204,31 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
                     simulation = Simulation(scenario, env, db, task_queue)
                     await simulation.run()
                     if history_sink is not None:
-                        for workflow_id in simulation.settlement_workflows + simulation.payment_workflows:
+                        for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
+                                            + simulation.payment_workflows):
                             handle = env.client.get_workflow_handle(workflow_id)
                             history_sink[workflow_id] = await handle.fetch_history()
-            return await asyncio.to_thread(report, db)
+            return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())
         finally:
             await env.shutdown()
             smtp.stop()
             db.dispose()
+
+
+def credit_report(rows: list[CreditLine], on: date) -> list[dict[str, Any]]:
+    """SPEC D3: each organization's credit table in table order, and whether elastic billing is active."""
+    by_org: dict[str, list[CreditLineState]] = {}
+    for row in rows:
+        by_org.setdefault(row.org_id, []).append(CreditLineState(
+            position=row.position, kind=row.kind, amount=row.amount, used=row.used, start=row.start_date,
+            end=row.end_date, currency=row.currency))
+    return [{"org": org, "elastic_billing_active": elastic_billing_active(lines, on),
+             "lines": [{"kind": line.kind, "amount": format_amount(line.amount, line.currency),
+                        "used": format_amount(line.used, line.currency),
+                        "remaining": format_amount(line.remaining, line.currency),
+                        "start": line.start.isoformat(), "end": line.end.isoformat(), "status": line.status(on)}
+                       for line in lines]}
+            for org, lines in by_org.items()]
 
 
 def _stamp(moment: datetime | None) -> str | None:
@@ -211,8 +239,8 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def report(db: Database) -> dict[str, Any]:
-    """The output document of SCENARIOS.md, read back from the database."""
+def report(db: Database, until: date) -> dict[str, Any]:
+    """The output document of SCENARIOS.md, read back from the database; credit states as of `until`."""
     with db.session() as s:
         invoices = s.exec(select(Invoice).order_by(Invoice.created_at, Invoice.org_id, Invoice.id)).all()
         numbers = {invoice.id: invoice.number for invoice in invoices}
@@ -222,6 +250,7 @@ def report(db: Database) -> dict[str, Any]:
         emails = s.exec(select(EmailMessage).order_by(EmailMessage.created_at, EmailMessage.org_id,
                                                       EmailMessage.id)).all()
         orgs = s.exec(select(Organization).order_by(Organization.created_at, Organization.id)).all()
+        credit_lines = s.exec(select(CreditLine).order_by(CreditLine.org_id, CreditLine.position)).all()
     lines_of: dict[int, list[dict[str, Any]]] = {}
     for line in lines:
         lines_of.setdefault(line.invoice_id, []).append({
@@ -244,13 +273,18 @@ def report(db: Database) -> dict[str, Any]:
             "currency": inv.currency, "usage": format_amount(inv.usage, "USD"),
             "billed_usage": format_amount(inv.billed_usage, "USD"), "tax": format_amount(inv.tax, inv.currency),
             "total": format_amount(inv.total, inv.currency), "amount_due": format_amount(inv.amount_due, inv.currency),
-            "lines": lines_of.get(inv.id, []), "tax_lines": taxes_of.get(inv.id, []), "at": _stamp(inv.created_at)} for inv in invoices],
+            "lines": lines_of.get(inv.id, []), "tax_lines": taxes_of.get(inv.id, []),
+            "credits_applied": format_amount(inv.credits_applied, inv.currency),
+            "invoiced": format_amount(inv.invoiced, inv.currency),
+            "fx_rate": None if inv.fx_rate is None else _plain(inv.fx_rate),
+            "cloud_invoice": numbers.get(inv.cloud_invoice_id), "explanation": inv.explanation,
+            "at": _stamp(inv.created_at)} for inv in invoices],
         "payments": [{
             "org": p.org_id, "invoice": numbers.get(p.invoice_id), "method": p.method, "status": p.status,
             "amount": format_amount(p.amount, p.currency), "currency": p.currency,
             "fx_rate": None if p.fx_rate is None else _plain(p.fx_rate), "refundable": p.refundable,
             "failure_code": p.failure_code, "attempt": p.attempt, "at": _stamp(p.created_at)} for p in payments],
-        "credits": [],
+        "credits": credit_report(credit_lines, until),
         "mandates": [],
         "support_plans": [],
         "organizations": [{"org": org.id, "status": org.status} for org in orgs],

@@ -31,12 +31,13 @@ def paypal(email: str = "payments@acme.test") -> PayPalIn:
 
 
 def org_with_method(db: Database, gateway: SandboxGateway, method: CardIn | PayPalIn | None = None,
-                    org_id: str = "acme", billing_email: str | None = None, only_invoice_emails: bool = False) -> None:
+                    org_id: str = "acme", billing_email: str | None = None, only_invoice_emails: bool = False,
+                    created: datetime = AT) -> None:
     tokenized = None
     if method is not None:
         tokenized = gateway.tokenize_card(method, AT) if isinstance(method, CardIn) else gateway.tokenize_paypal(method, AT)
     with db.session() as s:
-        s.add(Organization(id=org_id, name=org_id.title(), created_at=AT))
+        s.add(Organization(id=org_id, name=org_id.title(), created_at=created))
         s.flush()
         s.add(OrgMember(org_id=org_id, email=f"owner@{org_id}.test", role=Role.ORG_OWNER))
         s.add(OrgMember(org_id=org_id, email=f"billing@{org_id}.test", role=Role.ORG_BILLING_ADMIN))

@@ -15,7 +15,9 @@ from billing.logging import configure_logging
 from worker import install_runtime
 
 HERE = Path(__file__).parent
-RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml"]
+WORKFLOW_KINDS = ["month-end", "settlement", "payment"]  # workflow ID prefixes (workflows/shared.py)
+RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "subscriptions/credit_lines.yaml",
+            "subscriptions/prepaid_eur.yaml"]
 
 
 async def main() -> None:
@@ -27,7 +29,8 @@ async def main() -> None:
         histories = {}
         await simulate(load_scenario(str(HERE / "scenarios" / name)), history_sink=histories)
         for workflow_id, history in histories.items():
-            kind, _, key = workflow_id.partition("-")
+            kind = next(k for k in WORKFLOW_KINDS if workflow_id.startswith(f"{k}-"))
+            key = workflow_id.removeprefix(f"{kind}-")
             path = target / f"{Path(name).stem}--{kind}--{key}.json"
             path.write_text(history.to_json())
             print(f"recorded {path.relative_to(HERE.parent)} ({len(history.events)} events)")

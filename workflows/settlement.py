@@ -1,28 +1,29 @@
-"""Month-end settlement of one organization and period: close the cloud invoice, tax it, then have it paid."""
+"""Month-end settlement of one organization and period: the cloud invoice, its tax, credits and the tax invoice,
+then the payment of whatever credits and the subscription leave to the card (SPEC D1-D8)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.email import EmailActivities, EmailRequest
+    from activities.fx import FxActivities, FxRequest
     from activities.invoices import CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary
+    from activities.starting import StartingActivities
     from activities.tax import TaxActivities, TaxRequest
     from billing.invoicing import last_day_of
     from billing.tax import Product
-    from activities.starting import StartingActivities
     from workflows.payment import ChargeInvoiceInput
-    from workflows.shared import INVOICE_ID
+    from workflows.shared import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput
 
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
-
-
-class SettleInput(BaseModel):
-    org_id: str
-    period: str  # YYYY-MM, the month being settled
+# Database work runs as local activities: no server round trip each, which is what lets 10,000
+# organizations settle at more than the rate of a bare three-activity workflow (issue 4).
+LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
 
 
 class SettleResult(BaseModel):
@@ -30,39 +31,60 @@ class SettleResult(BaseModel):
     payment_workflow_id: str | None = None
 
 
-@workflow.defn
+def _period_end(period: str) -> datetime:
+    return datetime.combine(last_day_of(period) + timedelta(days=1), time(0), tzinfo=timezone.utc)
+
+
+@workflow.defn(name=SETTLEMENT_WORKFLOW)
 class SettlementWorkflow:
     @workflow.run
     async def run(self, request: SettleInput) -> SettleResult:
         workflow.set_current_details(f"Closing the {request.period} cloud invoice of {request.org_id}")
-        invoice = await workflow.execute_activity_method(
+        invoice = await workflow.execute_local_activity_method(
             InvoiceActivities.close_cloud_invoice,
-            CloseInvoiceRequest(org_id=request.org_id, period=request.period, at=workflow.now()),
-            start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
-        )
+            CloseInvoiceRequest(org_id=request.org_id, period=request.period, at=workflow.now()), **LOCAL)
         workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
         if invoice.status == "PENDING":
-            workflow.set_current_details(f"Computing the tax of {invoice.number}")
-            tax = await workflow.execute_activity_method(
-                TaxActivities.compute_tax,
-                TaxRequest(org_id=request.org_id, product=Product.ATLAS, amount=invoice.billed_usage,
-                           currency=invoice.currency, on=last_day_of(request.period)),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
-            )
-            invoice = await workflow.execute_activity_method(
-                InvoiceActivities.finalize_invoice, FinalizeRequest(invoice_id=invoice.invoice_id, tax_lines=tax.lines),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
-            )
-        if invoice.amount_due <= 0:
-            workflow.set_current_details(f"Invoice {invoice.number} is {invoice.status}: nothing to charge")
+            invoice = await self._finalize(request, invoice)
+        if invoice.tax_invoice is not None:
+            workflow.set_current_details(f"E-mailing tax invoice {invoice.tax_invoice.number}")
+            await workflow.execute_activity_method(
+                EmailActivities.send_email,
+                EmailRequest(key=f"tax_invoice:{invoice.tax_invoice.number}", org_id=request.org_id, kind="tax_invoice",
+                             at=workflow.now(), data={"invoice": invoice.tax_invoice.number, "period": request.period,
+                                                      "amount": str(invoice.tax_invoice.total),
+                                                      "amount_due": str(invoice.tax_invoice.amount_due),
+                                                      "currency": invoice.tax_invoice.currency,
+                                                      "cloud_invoice": invoice.number}),
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)))
+        if invoice.amount_due <= 0 or invoice.billing_mode != "card":
+            workflow.set_current_details(f"Invoice {invoice.number} is {invoice.status}: nothing to charge to a card")
             return SettleResult(invoice=invoice)
         # The payment outlives the settlement, so it is its own workflow, started by business key.
-        started = await workflow.execute_activity_method(
+        started = await workflow.execute_local_activity_method(
             StartingActivities.start_payment,
             ChargeInvoiceInput(org_id=request.org_id, invoice_id=invoice.invoice_id, invoice_number=invoice.number,
-                               period=request.period, amount=invoice.amount_due, currency=invoice.currency),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
-        )
+                               period=request.period, amount=invoice.amount_due, currency=invoice.currency), **LOCAL)
         workflow.set_current_details(f"Invoice {invoice.number} closed; payment workflow {started.workflow_id} "
                                      + ("was already running" if started.already_started else "started"))
         return SettleResult(invoice=invoice, payment_workflow_id=started.workflow_id)
+
+    async def _finalize(self, request: SettleInput, invoice: InvoiceSummary) -> InvoiceSummary:
+        tax_lines = []
+        if invoice.taxable:
+            workflow.set_current_details(f"Computing the tax of {invoice.number}")
+            quote = await workflow.execute_local_activity_method(
+                TaxActivities.compute_tax,
+                TaxRequest(org_id=request.org_id, product=Product.ATLAS, amount=invoice.billed_usage,
+                           currency=invoice.currency, on=last_day_of(request.period)), **LOCAL)
+            tax_lines = quote.lines
+        fx_rate = None
+        if invoice.tax_invoice_currency not in (None, invoice.currency):
+            fx = await workflow.execute_local_activity_method(
+                FxActivities.fx_rate, FxRequest(currency=invoice.tax_invoice_currency, at=_period_end(request.period)),
+                **LOCAL)
+            fx_rate = fx.rate
+        return await workflow.execute_local_activity_method(
+            InvoiceActivities.finalize_invoice,
+            FinalizeRequest(invoice_id=invoice.invoice_id, tax_lines=tax_lines, fx_rate=fx_rate, at=workflow.now()),
+            **LOCAL)

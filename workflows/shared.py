@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "billing"
@@ -24,3 +25,13 @@ def payment_workflow_id(invoice_number: str) -> str:
 
 def settlement_workflow_id(org_id: str, period: str) -> str:
     return f"settlement-{org_id}-{period}"
+
+
+SETTLEMENT_WORKFLOW = "SettlementWorkflow"
+
+
+class SettleInput(BaseModel):
+    """Input of SettlementWorkflow (here so the activity that starts settlements need not import it)."""
+
+    org_id: str
+    period: str  # YYYY-MM, the month being settled

@@ -1,0 +1,42 @@
+"""The fx activity: the USD -> currency rate in force at a moment, from the rate table (SPEC M2, E3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from billing.db import Database
+from billing.tables import FxRate
+
+
+class FxRequest(BaseModel):
+    currency: str
+    at: datetime
+
+
+class FxQuote(BaseModel):
+    currency: str
+    rate: Decimal
+    effective_at: datetime | None = None
+
+
+class FxActivities:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @activity.defn(name="fx_rate")
+    def fx_rate(self, request: FxRequest) -> FxQuote:
+        if request.currency == "USD":
+            return FxQuote(currency="USD", rate=Decimal("1"))
+        with self.db.session() as s:
+            row = s.exec(select(FxRate).where(FxRate.currency == request.currency, FxRate.effective_at <= request.at)
+                         .order_by(FxRate.effective_at.desc())).first()
+        if row is None:
+            raise ApplicationError(f"no USD->{request.currency} rate in force at {request.at.isoformat()}",
+                                   type="NoFxRate", non_retryable=True)
+        return FxQuote(currency=row.currency, rate=row.rate, effective_at=row.effective_at)

@@ -1,0 +1,184 @@
+"""Month-end settlement (SPEC D1-D8): subscriptions, credits, tax invoices, and exactly-once under re-runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from temporalio import activity
+
+from activities.invoices import CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary
+from billing.gateway import SandboxGateway
+from billing.tables import CreditLine, Invoice, Payment
+from starter.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
+from starter.scenario import load_scenario
+from starter.simulate import simulate
+from tests.accounting import assert_every_cent_accounted
+from tests.factories import VISA, card, org_with_method
+from worker import build_worker
+from workflows.month_end import MonthEndInput, MonthEndWorkflow
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+async def _simulate(name: str) -> dict[str, Any]:
+    output = await simulate(load_scenario(str(SCENARIOS / name)))
+    assert_every_cent_accounted(output)
+    return output
+
+
+def _cloud(output: dict[str, Any], org: str) -> list[dict[str, Any]]:
+    return [i for i in output["invoices"] if i["org"] == org and i["kind"] == "cloud"]
+
+
+def _tax(output: dict[str, Any], org: str) -> list[dict[str, Any]]:
+    return [i for i in output["invoices"] if i["org"] == org and i["kind"] == "tax"]
+
+
+async def test_monthly_commitment_bills_the_greater_of_usage_or_minimum_and_banks_the_rest():
+    output = await _simulate("subscriptions/monthly_commitment.yaml")
+    cloud = _cloud(output, "acme")
+    assert [(i["usage"], i["billed_usage"], i["status"]) for i in cloud] == [
+        ("600.00", "1000.00", "INVOICED"), ("1300.00", "1000.00", "INVOICED"), ("1500.00", "1400.00", "INVOICED")]
+    assert "400.00 banked" in cloud[0]["explanation"]
+    assert [(i["amount_due"], i["currency"]) for i in _tax(output, "acme")] == [
+        ("1000.00", "USD"), ("1000.00", "USD"), ("1400.00", "USD")]
+    assert output["payments"] == []  # invoiced under the subscription, never charged to the card
+    # SPEC A3: a billing e-mail with the flag off: it, the owners and the billing admins.
+    assert [(e["kind"], e["to"]) for e in output["emails"]] == [
+        ("tax_invoice", ["ap@acme.test", "owner@acme.test", "billing@acme.test"])] * 3
+
+
+async def test_flex_commitment_charges_unused_credits_in_the_last_month():
+    output = await _simulate("subscriptions/flex_commitment.yaml")
+    assert [i["billed_usage"] for i in _cloud(output, "flex")] == ["500.00", "500.00", "2000.00"]
+    assert [i["amount_due"] for i in _tax(output, "flex")] == ["500.00", "500.00", "2000.00"]
+    # SPEC A3: "only send invoice e-mails to the billing e-mail".
+    assert {tuple(e["to"]) for e in output["emails"]} == {("ap@flex.test",)}
+
+
+async def test_credit_lines_are_drawn_top_down_then_the_card_pays_with_elastic_billing_active():
+    output = await _simulate("subscriptions/credit_lines.yaml")
+    january, february = _cloud(output, "credits")
+    assert (january["status"], january["credits_applied"], january["amount_due"]) == ("PREPAID", "400.00", "0.00")
+    assert (february["status"], february["credits_applied"]) == ("PAID", "400.00")
+    assert [(p["invoice"], p["method"], p["status"], p["amount"]) for p in output["payments"]] == [
+        (january["number"], "credits", "PAID", "400.00"), (february["number"], "credits", "PAID", "400.00"),
+        (february["number"], "card", "PAID", "100.00")]
+    [table] = output["credits"]
+    assert table["elastic_billing_active"] is True
+    assert [(l["amount"], l["used"], l["status"]) for l in table["lines"]] == [
+        ("1000.00", "0.00", "expired"),     # expired before January: never drawn
+        ("300.00", "300.00", "active"), ("500.00", "500.00", "active"),
+        ("250.00", "0.00", "upcoming")]      # not started: never drawn
+    assert _tax(output, "credits") == []  # no subscription, no tax invoice
+    # SPEC A3 without a billing e-mail: owners and billing admins.
+    assert [e["to"] for e in output["emails"]] == [["owner@credits.test", "billing@credits.test"]]
+
+
+async def test_marketplace_subscription_has_no_tax_invoice_and_no_tax_invoice_email():
+    output = await _simulate("subscriptions/marketplace.yaml")
+    [invoice] = output["invoices"]
+    assert (invoice["kind"], invoice["status"], invoice["tax"], invoice["invoiced"]) == ("cloud", "INVOICED", "0.00",
+                                                                                        "59.52")
+    assert output["emails"] == [] and output["payments"] == []
+
+
+async def test_prepaid_credits_cover_what_they_can_and_eur_tax_invoices_convert_at_period_end():
+    output = await _simulate("subscriptions/prepaid_eur.yaml")
+    assert [(i["status"], i["credits_applied"]) for i in _cloud(output, "prepaid")] == [("PREPAID", "700.00"),
+                                                                                         ("PAID", "300.00")]
+    assert [(i["status"], i["amount_due"]) for i in _tax(output, "prepaid")] == [("PREPAID", "0.00"), ("PAID", "0.00")]
+    euro = _tax(output, "euro")
+    assert [(i["currency"], i["fx_rate"], i["billed_usage"], i["tax"], i["amount_due"]) for i in euro] == [
+        ("EUR", "0.9", "1080.00", "216.00", "1296.00"),   # 1,200 USD billed + FR VAT at 0.90 on 31 January
+        ("EUR", "0.95", "950.00", "190.00", "1140.00"),   # the 15 February rate is in force at the end of February
+    ]
+
+
+async def test_every_earlier_scenario_balances_to_the_cent():
+    for name in ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "tax_by_region.yaml"]:
+        await _simulate(name)
+
+
+async def _seed(db, gateway, billing: BillingClient) -> None:
+    org_with_method(db, gateway, card(VISA), created=datetime(2027, 1, 1, tzinfo=timezone.utc))
+    await billing.add_credit_line("acme", CreditLineIn(amount=Decimal("50.00"), start="2027-01-01", end="2027-12-31"))
+    await billing.add_subscription("acme", SubscriptionIn(type="prepaid", term_start="2027-01-01", term_months=12,
+                                                          commitment=Decimal("20.00")))
+    await billing.record_usage("acme", [UsageIn(project="web", service="Atlas", sku="M10", start_date="2027-01-01",
+                                                end_date="2027-02-01", quantity=Decimal("744"),
+                                                unit_price=Decimal("0.20"))])
+
+
+def _state(db) -> tuple:
+    with db.session() as s:
+        invoices = [(i.kind, i.status, i.total, i.credits_applied) for i in s.exec(select(Invoice).order_by(Invoice.id))]
+        payments = [(p.method, p.status, p.amount) for p in s.exec(select(Payment).order_by(Payment.id))]
+        used = [c.used for c in s.exec(select(CreditLine).order_by(CreditLine.position))]
+    return invoices, payments, used
+
+
+class CrashAfterCommit(InvoiceActivities):
+    """close and finalize commit their transaction, then the worker 'dies' before returning, once each."""
+
+    crashed: dict[str, int] = {}
+
+    def __init__(self, db) -> None:
+        super().__init__(db)
+        CrashAfterCommit.crashed = {"close": 0, "finalize": 0}
+
+    def _crash(self, step: str) -> None:
+        if not self.crashed[step]:
+            self.crashed[step] += 1
+            raise ConnectionResetError(f"worker lost after {step} committed")
+
+    @activity.defn(name="close_cloud_invoice")
+    def close_cloud_invoice(self, request: CloseInvoiceRequest) -> InvoiceSummary:
+        result = super().close_cloud_invoice(request)
+        self._crash("close")
+        return result
+
+    @activity.defn(name="finalize_invoice")
+    def finalize_invoice(self, request: FinalizeRequest) -> InvoiceSummary:
+        result = super().finalize_invoice(request)
+        self._crash("finalize")
+        return result
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_charge(
+        time_skipping_env, db, smtp, task_queue, crash, monkeypatch):
+    env = time_skipping_env
+    gateway = SandboxGateway(db)
+    if crash:
+        monkeypatch.setattr("worker.InvoiceActivities", CrashAfterCommit)
+    billing = BillingClient(env.client, db, gateway, clock=env.get_current_time, task_queue=task_queue)
+    await env.sleep(datetime(2027, 2, 1, tzinfo=timezone.utc) - await env.get_current_time())
+    await _seed(db, gateway, billing)
+    async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
+        with env.auto_time_skipping_disabled():
+            first = await billing.run_month_end("2027-01")
+            settled = await billing.settlement_result("acme", "2027-01")
+            await env.client.get_workflow_handle(settled.payment_workflow_id).result()
+            before = _state(db)
+            # A duplicate schedule fire: another month-end run for the same period.
+            duplicate = await env.client.execute_workflow(MonthEndWorkflow.run, MonthEndInput(period="2027-01"),
+                                                          id="month-end-duplicate-fire", task_queue=task_queue)
+            again = await billing.settle("acme", "2027-01")
+    assert (first.started, first.already_started) == (1, 0)
+    assert (duplicate.started, duplicate.already_started) == (0, 1)
+    if crash:
+        assert CrashAfterCommit.crashed == {"close": 1, "finalize": 1}  # both really failed after committing
+    assert again.invoice.number == settled.invoice.number
+    assert _state(db) == before
+    invoices, payments, used = before
+    # 148.80 billed: 20.00 prepaid + 50.00 promotional drawn top-down, 78.80 charged to the card once.
+    assert invoices == [("cloud", "PAID", Decimal("148.8"), Decimal("70")), ("tax", "PAID", Decimal("148.8"), Decimal("0"))]
+    assert payments == [("credits", "PAID", Decimal("70")), ("card", "PAID", Decimal("78.8"))]
+    assert used == [Decimal("20"), Decimal("50")]
+    assert len([c for c in gateway.charges() if c.idempotency_key.startswith(settled.invoice.number)]) == 1

@@ -1,0 +1,194 @@
+"""What each month is billed under a subscription: monthly minimum and bank, flex true-up, elastic (SPEC D1, D4)."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from billing.subscriptions import CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period
+
+D = Decimal
+cents = st.integers(min_value=0, max_value=10**8).map(lambda u: D(u).scaleb(-2))
+
+
+def terms(kind: SubscriptionType, commitment: str, months: int = 12, start: date = date(2024, 1, 1)):
+    return SubscriptionTerms(type=kind, term_start=start, term_months=months, commitment=D(commitment))
+
+
+def periods(t: SubscriptionTerms) -> list[str]:
+    first = t.term_start.year * 12 + t.term_start.month - 1
+    return [f"{(first + i) // 12:04d}-{(first + i) % 12 + 1:02d}" for i in range(t.term_months)]
+
+
+def bill_months(t: SubscriptionTerms, usages: list[Decimal]) -> list[PeriodBilling]:
+    state = CommitmentState()
+    results = []
+    for period, usage in zip(periods(t), usages, strict=False):
+        result = bill_period(t, state, usage, period)
+        results.append(result)
+        state = result.state
+    return results
+
+
+def test_monthly_commitment_banks_unused_credit_for_later_overage():
+    t = terms(SubscriptionType.MONTHLY_COMMITMENT, "12000.00")
+    january, february, march = bill_months(t, [D("600.00"), D("1300.00"), D("1500.00")])
+
+    assert (january.billed_usage, january.banked, january.state.bank) == (D("1000.00"), D("400.00"), D("400.00"))
+    assert january.explanation == (
+        "Usage 600.00 below the monthly commitment 1,000.00: billed the commitment, 400.00 banked"
+    )
+    assert (february.billed_usage, february.bank_used, february.state.bank) == (D("1000.00"), D("300.00"), D("100.00"))
+    assert (march.billed_usage, march.bank_used, march.state.bank) == (D("1400.00"), D("100.00"), D("0.00"))
+    assert all(r.invoiced_under_subscription for r in (january, february, march))
+    assert march.state == CommitmentState(
+        bank=D("0.00"), cumulative_usage=D("3400.00"), cumulative_billed=D("3400.00"), months_billed=3
+    )
+
+
+def test_monthly_commitment_bills_usage_beyond_the_whole_commitment_on_top_of_the_minimum():
+    t = terms(SubscriptionType.MONTHLY_COMMITMENT, "3000.00", months=3)
+    first, second, third = bill_months(t, [D("200.00"), D("3500.00"), D("400.00")])
+    assert first.billed_usage == D("1000.00") and first.state.bank == D("800.00")
+    # 3,700 used of a 3,000 commitment: the bank covers 800 of the 2,500 overage, the rest is billed on top.
+    assert second.billed_usage == D("2700.00") and second.bank_used == D("800.00")
+    assert third.billed_usage == D("1000.00") and third.state.bank == D("600.00")
+    assert third.state.cumulative_billed == D("4700.00") >= third.state.cumulative_usage == D("4100.00")
+
+
+def test_flex_commitment_charges_unused_credits_in_the_last_month():
+    t = terms(SubscriptionType.FLEX_COMMITMENT, "3000.00", months=3)
+    results = bill_months(t, [D("500.00")] * 3)
+    assert [r.billed_usage for r in results] == [D("500.00"), D("500.00"), D("2000.00")]
+    assert [r.true_up for r in results] == [0, 0, D("1500.00")]
+    assert all(r.invoiced_under_subscription for r in results)
+
+
+def test_flex_commitment_used_in_full_has_no_true_up():
+    t = terms(SubscriptionType.FLEX_COMMITMENT, "3000.00", months=3)
+    results = bill_months(t, [D("1500.00"), D("1200.00"), D("900.00")])
+    assert [r.billed_usage for r in results] == [D("1500.00"), D("1200.00"), D("900.00")]
+    assert results[-1].true_up == 0
+
+
+def test_monthly_minimums_sum_exactly_to_the_commitment():
+    even = terms(SubscriptionType.MONTHLY_COMMITMENT, "12000.00").monthly_minimums()
+    assert even == [D("1000.00")] * 12
+    uneven = terms(SubscriptionType.MONTHLY_COMMITMENT, "10000.00").monthly_minimums()
+    assert sum(uneven) == D("10000.00")
+    assert set(uneven) == {D("833.33"), D("833.34")}
+
+
+def test_term_months_and_end():
+    t = terms(SubscriptionType.MONTHLY_COMMITMENT, "12000.00", start=date(2024, 3, 1))
+    assert t.month_index("2024-03") == 0
+    assert t.month_index("2025-02") == 11
+    assert t.month_index("2024-02") is None and t.month_index("2025-03") is None
+    assert t.is_last_month("2025-02") and not t.is_last_month("2025-01")
+    assert t.term_end() == date(2025, 2, 28)
+    with pytest.raises(ValueError):
+        t.month_index("2024-3")
+
+
+@pytest.mark.parametrize("kind", [SubscriptionType.MONTHLY_COMMITMENT, SubscriptionType.FLEX_COMMITMENT])
+@pytest.mark.parametrize("period", ["2023-12", "2025-01"])
+def test_periods_outside_the_term_are_elastic(kind, period):
+    t = terms(kind, "12000.00")
+    state = CommitmentState(
+        bank=D("400.00"), cumulative_usage=D("600.00"), cumulative_billed=D("1000.00"), months_billed=1
+    )
+    result = bill_period(t, state, D("250.00"), period)
+    assert result.billed_usage == D("250.00")
+    assert not result.invoiced_under_subscription
+    assert result.bank_used == 0 and result.true_up == 0
+    assert result.state == state
+
+
+def test_marketplace_is_invoiced_through_the_marketplace():
+    result = bill_period(terms(SubscriptionType.MARKETPLACE, "0.00"), CommitmentState(), D("321.09"), "2024-05")
+    assert result.billed_usage == D("321.09")
+    assert result.invoiced_under_subscription
+
+
+@pytest.mark.parametrize(
+    "t", [None, terms(SubscriptionType.ELASTIC, "0.00"), terms(SubscriptionType.PREPAID, "5000.00")]
+)
+def test_elastic_prepaid_and_no_subscription_bill_usage_to_the_payment_method(t):
+    result = bill_period(t, CommitmentState(), D("600.00"), "2024-05")
+    assert result.billed_usage == D("600.00")
+    assert not result.invoiced_under_subscription
+    assert result.state.months_billed == 1 and result.state.cumulative_usage == D("600.00")
+
+
+def test_refuses_a_month_billed_twice_or_skipped():
+    t = terms(SubscriptionType.MONTHLY_COMMITMENT, "12000.00")
+    january = bill_period(t, CommitmentState(), D("600.00"), "2024-01")
+    with pytest.raises(ValueError, match="billed twice"):
+        bill_period(t, january.state, D("600.00"), "2024-01")
+    with pytest.raises(ValueError, match="skipped"):
+        bill_period(t, january.state, D("600.00"), "2024-03")
+
+
+def test_refuses_bad_terms_and_amounts():
+    with pytest.raises(ValidationError):
+        SubscriptionTerms(type="monthly_commitment", term_start=date(2024, 1, 2), term_months=12, commitment=D("1"))
+    with pytest.raises(ValidationError):
+        SubscriptionTerms(type="monthly_commitment", term_start=date(2024, 1, 1), term_months=0, commitment=D("1"))
+    with pytest.raises(ValidationError):
+        SubscriptionTerms(type="monthly_commitment", term_start=date(2024, 1, 1), term_months=12, commitment=D("-1"))
+    with pytest.raises(ValidationError):
+        SubscriptionTerms(type="flex_commitment", term_start=date(2024, 1, 1), term_months=12, commitment=1000.0)
+    with pytest.raises(ValueError):
+        bill_period(None, CommitmentState(), D("1.005"), "2024-01")
+    with pytest.raises(TypeError):
+        bill_period(None, CommitmentState(), 1.5, "2024-01")  # type: ignore[arg-type]
+
+
+commitment_terms = st.builds(
+    SubscriptionTerms,
+    type=st.just(SubscriptionType.MONTHLY_COMMITMENT),
+    term_start=st.builds(date, st.integers(2020, 2030), st.integers(1, 12), st.just(1)),
+    term_months=st.integers(1, 24),
+    commitment=cents,
+)
+
+
+@st.composite
+def full_terms(draw: st.DrawFn, kind: SubscriptionType) -> tuple[SubscriptionTerms, list[Decimal]]:
+    t = draw(commitment_terms).model_copy(update={"type": kind})
+    return t, draw(st.lists(cents, min_size=t.term_months, max_size=t.term_months))
+
+
+@given(full_terms(SubscriptionType.MONTHLY_COMMITMENT))
+def test_monthly_commitment_properties(case):
+    t, usages = case
+    minimums = t.monthly_minimums()
+    results = bill_months(t, usages)
+    billed = banked = bank_used = total_usage = D(0)
+    for minimum, usage, r in zip(minimums, usages, results, strict=True):
+        assert r.billed_usage >= minimum and r.billed_usage >= 0
+        assert r.billed_usage == max(usage, minimum) - r.bank_used
+        assert r.state.bank >= 0
+        assert r.bank_used <= max(usage - minimum, D(0))
+        billed += r.billed_usage
+        banked += r.banked
+        bank_used += r.bank_used
+        total_usage += usage
+        # Nothing created or lost over any prefix of the term.
+        assert billed == total_usage + banked - bank_used
+        assert r.state.bank == banked - bank_used
+        assert r.state.cumulative_billed == billed and r.state.cumulative_usage == total_usage
+    assert billed == sum(minimums) + sum(max(u - m, D(0)) for u, m in zip(usages, minimums, strict=True)) - bank_used
+    assert billed >= max(total_usage, t.commitment)
+
+
+@given(full_terms(SubscriptionType.FLEX_COMMITMENT))
+def test_flex_commitment_bills_the_greater_of_usage_and_commitment_over_the_term(case):
+    t, usages = case
+    results = bill_months(t, usages)
+    assert sum(r.billed_usage for r in results) == max(t.commitment, sum(usages, D(0)))
+    assert all(r.true_up == 0 for r in results[:-1])
+    assert all(r.billed_usage >= r.usage for r in results)
