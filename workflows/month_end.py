@@ -7,17 +7,18 @@ keys, so a duplicate fire or a restart starts nothing twice. It continues as new
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from activities.starting import StartSettlementsRequest, StartingActivities
     from billing.invoicing import period_before
 
 PAGES_PER_RUN = 20
+SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
 class MonthEndInput(BaseModel):
@@ -38,7 +39,7 @@ class MonthEndResult(BaseModel):
 class MonthEndWorkflow:
     @workflow.run
     async def run(self, request: MonthEndInput) -> MonthEndResult:
-        period = request.period or period_before(workflow.now())
+        period = request.period or period_before(self._scheduled_time())
         cursor, started, already = request.after_org_id, request.started, request.already_started
         for _ in range(PAGES_PER_RUN):
             workflow.set_current_details(f"Month-end {period}: {started} settlements started, "
@@ -56,3 +57,9 @@ class MonthEndWorkflow:
             cursor = page.last_org_id
         workflow.continue_as_new(MonthEndInput(period=period, after_org_id=cursor, page_size=request.page_size,
                                                started=started, already_started=already))
+
+    @staticmethod
+    def _scheduled_time() -> datetime:
+        """When the Schedule meant to run this (a late or catch-up fire still settles the right month)."""
+        scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
+        return scheduled or workflow.now()
