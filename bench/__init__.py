@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure, run as modules (not tests)."""
