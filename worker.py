@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 
+from activities.activation import ActivationActivities
 from activities.email import EmailActivities, SmtpSettings
 from activities.fx import FxActivities
 from activities.invoices import InvoiceActivities
@@ -22,12 +23,13 @@ from billing import config
 from billing.db import Database
 from billing.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
+from workflows.activation import ActivationWorkflow
 from workflows.month_end import MonthEndWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.settlement import SettlementWorkflow
 from workflows.shared import TASK_QUEUE
 
-WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow]
+WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow]
 
 
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
@@ -38,8 +40,10 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     starting = StartingActivities(client, task_queue, db)
     tax = TaxActivities(db)
     fx = FxActivities(db)
+    activation = ActivationActivities(db, email)
     return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
-            fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements]
+            fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
+            activation.first_usage, activation.end_grace, activation.activate]
 
 
 def install_runtime() -> None:

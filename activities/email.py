@@ -47,6 +47,11 @@ class EmailActivities:
 
     @activity.defn(name="send_email")
     async def send_email(self, request: EmailRequest) -> EmailReceipt:
+        return await self.deliver(request)
+
+    async def deliver(self, request: EmailRequest, secret_data: dict[str, str] | None = None) -> EmailReceipt:
+        """Record the message in the outbox, then send it. `secret_data` (an activation code) goes into the
+        message sent and nowhere else: the outbox keeps the rendering of `request.data`, which masks it."""
         with activity_log_context(org_id=request.org_id, email_kind=request.kind) as log:
             message = await asyncio.to_thread(self._record, request)
             receipt = EmailReceipt(key=message.key, recipients=json.loads(message.recipients),
@@ -56,8 +61,11 @@ class EmailActivities:
             if not receipt.recipients:
                 log.warning("e-mail has no recipients; recorded, not delivered", key=request.key)
                 return receipt
+            body = message.body
+            if secret_data:
+                body = render(request.kind, request.org_id, {**request.data, **secret_data}).body
             try:
-                await self._deliver(receipt, message.body)
+                await self._deliver(receipt, body)
             except (aiosmtplib.SMTPException, OSError) as err:
                 await asyncio.to_thread(self._mark, message.id, str(err)[:500], None)
                 log.warning("e-mail delivery failed; Temporal will retry", error=str(err))

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 from temporalio import activity
 
 from activities._context import activity_log_context
@@ -21,7 +21,7 @@ from billing.db import Database
 from billing.invoicing import CLOUD_CURRENCY, UsageItem, build_cloud_invoice, invoice_number, last_day_of
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
-from billing.tables import (CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
+from billing.tables import (Activation, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
                             PaymentStatus, Subscription, UsageLine)
 from billing.tax import TaxLine
 
@@ -57,6 +57,7 @@ class InvoiceSummary(BaseModel):
     billing_mode: str = "card"
     taxable: bool = True  # marketplace taxes are the cloud provider's (seed 004)
     tax_invoice_currency: str | None = None  # set when the subscription gets a tax invoice (D5)
+    refundable: bool = True  # False for charges made because an activation code came too late (D2)
     tax_invoice: TaxInvoiceSummary | None = None
 
 
@@ -99,8 +100,63 @@ def summarize(s: Session, invoice: Invoice, created: bool) -> InvoiceSummary:
                           currency=invoice.currency, billed_usage=invoice.billed_usage, tax=invoice.tax,
                           total=invoice.total, amount_due=invoice.amount_due, created=created,
                           billing_mode=invoice.billing_mode, taxable=invoice.billing_mode != "marketplace",
+                          refundable=invoice.billing_mode != "grace_charge",
                           tax_invoice_currency=_tax_invoice_currency(sub, invoice.period),
                           tax_invoice=_tax_invoice_summary(s, invoice))
+
+
+def _apply_credits(s: Session, invoice: Invoice, at: datetime, amount: Decimal, key: str) -> Decimal:
+    """SPEC D3/D6: draw `amount` of the invoice from the credit lines, top to bottom; return what they leave."""
+    rows = s.exec(select(CreditLine).where(CreditLine.org_id == invoice.org_id)
+                  .order_by(CreditLine.position, CreditLine.id)).all()
+    if not rows or amount == 0:
+        return amount
+    drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
+                                             start=r.start_date, end=r.end_date, currency=r.currency)
+                             for r in rows], amount, last_day_of(invoice.period))
+    for row, state in zip(rows, drawdown.lines):
+        if row.used != state.used:
+            row.used = state.used
+            s.add(row)
+    if drawdown.covered > 0:
+        invoice.credits_applied += drawdown.covered
+        # Credit draws take attempt numbers 0, -1, ...; card attempts count 1, 2, ...
+        attempts = s.exec(select(func.count()).select_from(Payment).where(Payment.invoice_id == invoice.id,
+                                                                         Payment.method == "credits")).one()
+        payment = Payment(idempotency_key=f"{invoice.number}:{key}", org_id=invoice.org_id,
+                          invoice_id=invoice.id, attempt=-attempts, method="credits", status=PaymentStatus.PAID,
+                          amount=drawdown.covered, currency=invoice.currency, created_at=at, updated_at=at)
+        s.add(payment)
+        s.flush()
+        s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PAID,
+                           detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in drawdown.draws), at=at))
+    return drawdown.uncovered
+
+
+def _awaiting_activation(s: Session, invoice: Invoice) -> str:
+    """SPEC D2: while a subscription's code is awaited, card charges are held for the grace period; after it,
+    they are made, non-refundable."""
+    activation = s.exec(select(Activation).where(Activation.org_id == invoice.org_id,
+                                                 Activation.status == "PENDING")).first()
+    if activation is None or invoice.billing_mode != "card":
+        return invoice.billing_mode
+    return "grace_charge" if activation.grace_expired else "activation_hold"
+
+
+def _apply_credits_and_status(s: Session, invoice: Invoice, at: datetime, amount: Decimal | None = None,
+                              key: str = "credits") -> None:
+    """D3/D6/D8: credits first (on the total, or on `amount` still open); what they leave is charged to the
+    card, invoiced under the subscription, or held while an activation code is awaited (D2)."""
+    remainder = _apply_credits(s, invoice, at, invoice.total if amount is None else amount, key)
+    if invoice.total == 0:
+        invoice.status = InvoiceStatus.FREE
+    elif remainder == 0:
+        invoice.status, invoice.paid_at = InvoiceStatus.PREPAID, at
+    elif invoice.billing_mode in ("subscription", "marketplace"):
+        invoice.status, invoice.invoiced = InvoiceStatus.INVOICED, remainder
+    else:
+        invoice.status = InvoiceStatus.CLOSED
+    invoice.amount_due = remainder if invoice.status == InvoiceStatus.CLOSED else Decimal("0")
 
 
 class InvoiceActivities:
@@ -173,16 +229,8 @@ class InvoiceActivities:
                 s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
             invoice.tax = tax
             invoice.total = invoice.billed_usage + tax
-            remainder = self._apply_credits(s, invoice, at)
-            if invoice.total == 0:
-                invoice.status = InvoiceStatus.FREE
-            elif remainder == 0:
-                invoice.status, invoice.paid_at = InvoiceStatus.PREPAID, at
-            elif invoice.billing_mode in ("subscription", "marketplace"):
-                invoice.status, invoice.invoiced = InvoiceStatus.INVOICED, remainder
-            else:
-                invoice.status = InvoiceStatus.CLOSED
-            invoice.amount_due = remainder if invoice.status == InvoiceStatus.CLOSED else Decimal("0")
+            invoice.billing_mode = _awaiting_activation(s, invoice)
+            _apply_credits_and_status(s, invoice, at)
             s.add(invoice)
             currency = _tax_invoice_currency(_subscription(s, invoice.org_id), invoice.period)
             if currency is not None:
@@ -192,31 +240,6 @@ class InvoiceActivities:
             log.info("invoice finalized", total=str(invoice.total), tax=str(invoice.tax), status=invoice.status,
                      credits_applied=str(invoice.credits_applied), amount_due=str(invoice.amount_due))
         return summary
-
-    @staticmethod
-    def _apply_credits(s: Session, invoice: Invoice, at: datetime) -> Decimal:
-        """SPEC D3/D6: draw the total from the credit lines, top to bottom; return what they leave."""
-        rows = s.exec(select(CreditLine).where(CreditLine.org_id == invoice.org_id)
-                      .order_by(CreditLine.position, CreditLine.id)).all()
-        if not rows or invoice.total == 0:
-            return invoice.total
-        drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
-                                                 start=r.start_date, end=r.end_date, currency=r.currency)
-                                 for r in rows], invoice.total, last_day_of(invoice.period))
-        for row, state in zip(rows, drawdown.lines):
-            if row.used != state.used:
-                row.used = state.used
-                s.add(row)
-        if drawdown.covered > 0:
-            invoice.credits_applied = drawdown.covered
-            payment = Payment(idempotency_key=f"{invoice.number}:credits", org_id=invoice.org_id,
-                              invoice_id=invoice.id, attempt=0, method="credits", status=PaymentStatus.PAID,
-                              amount=drawdown.covered, currency=invoice.currency, created_at=at, updated_at=at)
-            s.add(payment)
-            s.flush()
-            s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PAID,
-                               detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in drawdown.draws), at=at))
-        return drawdown.uncovered
 
     @staticmethod
     def _issue_tax_invoice(s: Session, cloud: Invoice, request: FinalizeRequest, currency: str, at: datetime) -> None:

@@ -28,6 +28,7 @@ class ChargeRequest(BaseModel):
     amount: Decimal
     currency: str
     at: datetime
+    refundable: bool = True
 
 
 class ChargeOutcome(BaseModel):
@@ -87,7 +88,7 @@ class PaymentActivities:
                                       method=method.kind if method else "card",
                                       payment_method_id=method.id if method else None,
                                       status=PaymentStatus.NEW, amount=request.amount, currency=request.currency,
-                                      created_at=request.at, updated_at=request.at)
+                                      refundable=request.refundable, created_at=request.at, updated_at=request.at)
                     s.add(payment)
                     s.flush()
                     s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.NEW, at=request.at))

@@ -69,6 +69,22 @@ def render(kind: str, org_id: str, data: dict[str, str]) -> EmailContent:
                   f"Pay by bank transfer to:\n{bank_details()}\nReference: {invoice}\n\n"
                   f"Cloud invoice and usage: {invoices_link}/{data.get('cloud_invoice', '')}\n"),
         )
+    if kind == "activation_code":
+        return EmailContent(
+            subject=f"Your subscription activation code for organization {org_id}",
+            body=(f"Your {data.get('subscription', '')} subscription is ready to activate.\n\n"
+                  f"Activation code: {data['code']}\n\n"
+                  f"Apply it on the organization's Billing page: {base}/orgs/{org_id}/billing/overview\n"
+                  f"If the code is not applied within the first {data.get('grace_days', '30')} days of use, the card "
+                  "on file is charged for that usage, and those card charges are non-refundable.\n"
+                  "Lost this code? Ask support to re-issue it: the old code then stops working.\n"),
+        )
+    if kind == "activation_confirmed":
+        return EmailContent(
+            subject=f"Subscription activated for organization {org_id}",
+            body=(f"Your {data.get('subscription', '')} subscription is active: from now on charges are deducted "
+                  f"from its credits.\n\nBilling overview: {base}/orgs/{org_id}/billing/overview\n"),
+        )
     raise ValueError(f"unknown e-mail kind {kind!r}")
 
 

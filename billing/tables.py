@@ -234,6 +234,23 @@ class Subscription(SQLModel, table=True):
     last_period: str | None = Field(default=None, max_length=7)
 
 
+class Activation(SQLModel, table=True):
+    """SPEC D2: a subscription's activation code (its keyed hash only) and the grace period of its organization."""
+
+    __tablename__ = "activations"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    subscription_id: int = Field(foreign_key="subscriptions.id", unique=True)
+    code_hash: str | None = Field(default=None, max_length=64)
+    issued: int = 0  # how many codes were issued (the first, then each re-issue through support)
+    status: str = Field(default="PENDING", max_length=16)  # PENDING | APPLIED
+    first_usage_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    grace_ends_at: datetime | None = _ts(default=None)
+    grace_expired: bool = False
+    created_at: datetime = _ts()
+    applied_at: datetime | None = _ts(default=None)
+
+
 class FxRate(SQLModel, table=True):
     """USD -> currency rates, each in force from `effective_at` on (SPEC M2, E3)."""
 

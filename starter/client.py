@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import select
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -22,13 +22,16 @@ from billing.gateway import PaymentGateway, TokenizedMethod
 from billing.invoicing import period_of
 from billing.profiles import OrganizationIn
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
-from billing.tables import (BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization, OrgMember,
-                            PaymentMethod, Role, Subscription, UsageLine)
+from billing.activation import hash_code
+from billing.config import BillingDurations
+from billing.tables import (Activation, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
+                            OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription, UsageLine)
+from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.payment import ChargeInvoiceInput, PaymentWorkflow, RetryRequest
 from workflows.settlement import SettleResult, SettlementWorkflow
-from workflows.shared import (BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput, payment_workflow_id,
-                              settlement_workflow_id)
+from workflows.shared import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
+                              activation_workflow_id, payment_workflow_id, settlement_workflow_id)
 
 Clock = Callable[[], Awaitable[datetime]]
 
@@ -119,12 +122,13 @@ class BillingError(Exception):
 
 class BillingClient:
     def __init__(self, temporal: Client, db: Database, gateway: PaymentGateway, clock: Clock = wall_clock,
-                 task_queue: str = TASK_QUEUE) -> None:
+                 task_queue: str = TASK_QUEUE, durations: BillingDurations | None = None) -> None:
         self.temporal = temporal
         self.db = db
         self.gateway = gateway
         self.clock = clock
         self.task_queue = task_queue
+        self.durations = durations or BillingDurations()
 
     async def create_organization(self, org: OrganizationIn) -> None:
         """Create an organization, its members, billing profile and payment method, all or nothing."""
@@ -173,32 +177,117 @@ class BillingClient:
     async def record_usage(self, org_id: str, items: list[UsageIn]) -> int:
         await asyncio.to_thread(self._require_org, org_id)
 
-        def insert() -> int:
+        def insert() -> list[tuple[int, date]]:
             with self.db.session() as s:
                 for item in items:
                     s.add(UsageLine(org_id=org_id, period=period_of(item.start_date), **item.model_dump()))
-            return len(items)
+                waiting = s.exec(select(Activation).where(Activation.org_id == org_id, Activation.status == "PENDING",
+                                                          Activation.first_usage_on.is_(None))).all()
+            first_day = min(item.start_date for item in items)
+            return [(activation.subscription_id, first_day) for activation in waiting]
 
-        return await asyncio.to_thread(insert)
+        if not items:
+            return 0
+        for subscription_id, first_day in await asyncio.to_thread(insert):
+            # SPEC D2: the grace period counts days of use; tell a waiting activation that use has begun.
+            await self.temporal.get_workflow_handle(activation_workflow_id(org_id, subscription_id)).signal(
+                ActivationWorkflow.usage_started, UsageStarted(first_day=first_day))
+        return len(items)
 
-    async def add_subscription(self, org_id: str, subscription: SubscriptionIn) -> None:
-        """Record a subscription; a prepaid one puts its credits at the top of the credit table (D1, D3)."""
+    async def add_subscription(self, org_id: str, subscription: SubscriptionIn,
+                               activation_code: Literal["applied", "pending"] = "applied") -> str | None:
+        """Record a subscription (D1). Applied: active now, a prepaid one's credits at the top of the credit
+        table (D3). Pending: its activation workflow e-mails the code and counts the grace period (D2);
+        returns that workflow's ID."""
         at = await self.clock()
+        pending = activation_code == "pending"
 
-        def insert() -> None:
+        def insert() -> int:
             with self.db.session() as s:
                 if s.get(Organization, org_id) is None:
                     raise BillingError(f"unknown organization {org_id!r}")
-                s.add(Subscription(org_id=org_id, created_at=at, **subscription.model_dump()))
-                if subscription.type == SubscriptionType.PREPAID:
+                row = Subscription(org_id=org_id, created_at=at, status="PENDING_ACTIVATION" if pending else "ACTIVE",
+                                   **subscription.model_dump())
+                s.add(row)
+                s.flush()
+                if subscription.type == SubscriptionType.PREPAID and not pending:
                     terms = SubscriptionTerms(**subscription.model_dump())
                     for line in s.exec(select(CreditLine).where(CreditLine.org_id == org_id)):
                         line.position += 1
                         s.add(line)
                     s.add(CreditLine(org_id=org_id, position=0, kind="prepaid", amount=subscription.commitment,
                                      start_date=subscription.term_start, end_date=terms.term_end()))
+                return row.id
 
-        await asyncio.to_thread(insert)
+        subscription_id = await asyncio.to_thread(insert)
+        if not pending:
+            return None
+        workflow_id = activation_workflow_id(org_id, subscription_id)
+        await self.temporal.start_workflow(
+            ActivationWorkflow.run, ActivationInput(org_id=org_id, subscription_id=subscription_id,
+                                                    grace=self.durations.activation_grace),
+            id=workflow_id, task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
+                                                     SearchAttributePair(ACTIVATION_STATUS, "ISSUING")]),
+            static_summary=f"Activation of the {subscription.type.value} subscription of {org_id}")
+        return workflow_id
+
+    async def apply_activation_code(self, org_id: str, code: str, applied_by: str = "customer") -> ActivationState:
+        """SPEC D2: apply the code the billing contact received; a wrong or used code is refused, nothing changes."""
+        handle = await self._activation_handle(org_id)
+        try:
+            return await handle.execute_update(ActivationWorkflow.apply_code,
+                                               ApplyCode(code_hash=hash_code(code), applied_by=applied_by))
+        except WorkflowUpdateFailedError as err:
+            raise BillingError(str(err.cause.message if err.cause else err)) from None
+
+    async def reissue_activation_code(self, org_id: str) -> int:
+        """Support re-issues a lost code: the old one stops working, the grace clock goes on (D2)."""
+        handle = await self._activation_handle(org_id)
+        try:
+            return await handle.execute_update(ActivationWorkflow.reissue_code)
+        except WorkflowUpdateFailedError as err:
+            raise BillingError(str(err.cause.message if err.cause else err)) from None
+
+    async def _activation_handle(self, org_id: str) -> WorkflowHandle:
+        def find() -> int:
+            with self.db.session() as s:
+                row = s.exec(select(Activation).where(Activation.org_id == org_id)
+                             .order_by(Activation.id.desc())).first()
+                if row is None:
+                    # The workflow may not have recorded its activation yet: fall back to the subscription.
+                    sub = s.exec(select(Subscription).where(Subscription.org_id == org_id,
+                                                            Subscription.status == "PENDING_ACTIVATION")).first()
+                    if sub is None:
+                        raise BillingError(f"organization {org_id!r} has no subscription awaiting activation")
+                    return sub.id
+                return row.subscription_id
+
+        subscription_id = await asyncio.to_thread(find)
+        return self.temporal.get_workflow_handle_for(ActivationWorkflow.run,
+                                                     activation_workflow_id(org_id, subscription_id))
+
+    async def refund_payment(self, org_id: str, invoice: str, requested_by: str = "support") -> None:
+        """Refund a PAID card payment; charges made after a missed activation grace period are refused (D2)."""
+        at = await self.clock()
+
+        def refund() -> None:
+            with self.db.session() as s:
+                row = s.exec(select(Payment).join(Invoice, Payment.invoice_id == Invoice.id)
+                             .where(Invoice.org_id == org_id, Invoice.number == invoice, Payment.status == "PAID",
+                                    Payment.method.in_(["card", "paypal"]))).first()
+                if row is None:
+                    raise BillingError(f"invoice {invoice!r} of {org_id!r} has no paid card or PayPal payment")
+                if not row.refundable:
+                    raise BillingError(f"the payment for {invoice} is non-refundable: it was charged because the "
+                                       "subscription's activation code was not applied in time (SPEC D2)")
+                self.gateway.refund(idempotency_key=f"refund:{row.idempotency_key}", charge_id=row.gateway_charge_id,
+                                    at=at)
+                row.status, row.updated_at = "REFUNDED", at
+                s.add(row)
+                s.add(PaymentEvent(payment_id=row.id, status="REFUNDED", detail=f"refund by {requested_by}", at=at))
+
+        await asyncio.to_thread(refund)
 
     async def add_credit_line(self, org_id: str, line: CreditLineIn) -> None:
         """Append a credit line at the bottom of the organization's credit table (drawn top to bottom, D3)."""

@@ -18,9 +18,7 @@ from starter.client import CreditLineIn, SubscriptionIn, UsageIn
 
 # Fields and events of SCENARIOS.md that later issues bring; a scenario using one is refused clearly.
 NOT_YET = {
-    "activation_code_pending": "activation codes (SPEC D2)",
     "support_plan": "support plans (SPEC B1)",
-    "apply_activation_code": "activation codes (SPEC D2)",
     "authorize_payment": "India (RBI) payments (SPEC E1-E6)",
     "revoke_mandate": "India (RBI) payments (SPEC E1-E6)",
     "reverse_payment": "India (RBI) payments (SPEC E1-E6)",
@@ -100,14 +98,18 @@ class RetryPayment(_Event):
     invoice: str | int = "latest"
 
 
+class ApplyActivationCode(_Event):
+    do: Literal["apply_activation_code"]
+
+
 class LaterEvent(_Event):
     """An event SCENARIOS.md defines that this version cannot run yet (refused after parsing)."""
 
     model_config = ConfigDict(extra="allow")
-    do: Literal[tuple(k for k in NOT_YET if k not in ("activation_code_pending", "support_plan"))]  # type: ignore[valid-type]
+    do: Literal[tuple(k for k in NOT_YET if k != "support_plan")]  # type: ignore[valid-type]
 
 
-Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, LaterEvent], Field(discriminator="do")]
+Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, LaterEvent], Field(discriminator="do")]
 
 
 class Scenario(_Strict):
@@ -126,15 +128,17 @@ class Scenario(_Strict):
         for name, org in self.orgs.items():
             if org.support_plan is not None:
                 raise ScenarioError(f"orgs.{name}.support_plan", f"not supported yet: arrives with {NOT_YET['support_plan']}")
-            if org.subscription is not None and org.subscription.activation_code == "pending":
-                raise ScenarioError(f"orgs.{name}.subscription.activation_code",
-                                    f"'pending' is not supported yet: arrives with {NOT_YET['activation_code_pending']}")
         for i, line in enumerate(self.usage):
             if line.org not in self.orgs:
                 raise ScenarioError(f"usage[{i}].org", f"unknown organization {line.org!r}")
         for i, event in enumerate(self.events):
             if event.org not in self.orgs:
                 raise ScenarioError(f"events[{i}].org", f"unknown organization {event.org!r}")
+            if isinstance(event, ApplyActivationCode):
+                subscription = self.orgs[event.org].subscription
+                if subscription is None or subscription.activation_code != "pending":
+                    raise ScenarioError(f"events[{i}].org", f"{event.org!r} has no subscription with a pending "
+                                        "activation code")
             if isinstance(event, LaterEvent):
                 raise ScenarioError(f"events[{i}].do", f"{event.do!r} is not supported yet: arrives with "
                                     f"{NOT_YET[event.do]}")
@@ -143,7 +147,7 @@ class Scenario(_Strict):
         return self
 
 
-_TAGS = {"card", "paypal", "update_payment_method", "retry_payment", *NOT_YET}
+_TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", *NOT_YET}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import socket
 import tempfile
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,12 @@ from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
 from billing.tables import CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Organization, Payment
 from starter.client import BillingClient, SubscriptionIn
-from starter.scenario import RetryPayment, Scenario, UpdatePaymentMethod, utc
+from starter.scenario import ApplyActivationCode, RetryPayment, Scenario, UpdatePaymentMethod, utc
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
+from workflows.activation import ActivationWorkflow
 from workflows.payment import PaymentWorkflow
-from workflows.shared import settlement_workflow_id
+from workflows.shared import payment_workflow_id, settlement_workflow_id
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
 
@@ -47,14 +50,23 @@ def test_server_path() -> str:
 
 
 class _Inbox:
-    """The simulator's SMTP server keeps what it receives in memory."""
+    """The simulator's SMTP server keeps what it receives in memory: the customers' mailboxes."""
 
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(envelope)
+        self.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
+
+    def activation_code(self, org_id: str) -> str:
+        subject = f"Your subscription activation code for organization {org_id}"
+        for message in reversed(self.messages):
+            if message["Subject"] == subject:
+                found = re.search(r"Activation code: (\S+)", message.get_payload(decode=True).decode())
+                if found:
+                    return found.group(1)
+        raise ValueError(f"no activation code was e-mailed for {org_id!r}")
 
 
 def _free_port() -> int:
@@ -90,12 +102,15 @@ def previous_period(moment: datetime) -> str:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, env: WorkflowEnvironment, db: Database, task_queue: str) -> None:
+    def __init__(self, scenario: Scenario, env: WorkflowEnvironment, db: Database, task_queue: str,
+                 inbox: "_Inbox") -> None:
         self.scenario = scenario
         self.env = env
         self.db = db
         self.billing = BillingClient(env.client, db, SandboxGateway(db), clock=env.get_current_time,
-                                     task_queue=task_queue)
+                                     task_queue=task_queue, durations=scenario.config)
+        self.inbox = inbox
+        self.activation_workflows: list[str] = []
         self.payment_workflows: list[str] = []
         self.settlement_workflows: list[str] = []
         self.month_end_workflows: list[str] = []
@@ -131,8 +146,11 @@ class Simulation:
                 id=name, name=spec.name, owners=spec.owners, billing_admins=spec.billing_admins,
                 billing_profile=spec.billing_profile, payment_method=spec.payment_method))
             if spec.subscription is not None:
-                await self.billing.add_subscription(name, SubscriptionIn(
-                    **spec.subscription.model_dump(exclude={"activation_code"})))
+                workflow_id = await self.billing.add_subscription(
+                    name, SubscriptionIn(**spec.subscription.model_dump(exclude={"activation_code"})),
+                    activation_code=spec.subscription.activation_code)
+                if workflow_id is not None:
+                    self.activation_workflows.append(workflow_id)
             for line in spec.credits:
                 await self.billing.add_credit_line(name, line)
             usage = [line for line in self.scenario.usage if line.org == name]
@@ -162,16 +180,27 @@ class Simulation:
                 await self.billing.update_payment_method(event.org, event.payment_method, event.authenticate)
             elif isinstance(event, RetryPayment):
                 await self.billing.retry_payment(event.org, event.invoice, requested_by="simulator")
+            elif isinstance(event, ApplyActivationCode):
+                # The customer types the code from the e-mail they received: the simulator's mailbox.
+                await self.billing.apply_activation_code(event.org, self.inbox.activation_code(event.org))
         return perform
 
     async def _settle_down(self) -> None:
-        """Wait until every running payment workflow rests on something outside itself (signal, timer)."""
-        for workflow_id in self.payment_workflows:
+        """Wait until every running workflow rests on something outside itself (a signal, a timer)."""
+        self.payment_workflows = list(dict.fromkeys(self.payment_workflows + await asyncio.to_thread(self._payments)))
+        for workflow_id, idle in ([(w, PaymentWorkflow.wait_idle) for w in self.payment_workflows]
+                                  + [(w, ActivationWorkflow.wait_idle) for w in self.activation_workflows]):
             handle = self.env.client.get_workflow_handle(workflow_id)
             if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
                 continue
-            await asyncio.wait_for(handle.execute_update(PaymentWorkflow.wait_idle),
-                                   IDLE_TIMEOUT.total_seconds())
+            await asyncio.wait_for(handle.execute_update(idle), IDLE_TIMEOUT.total_seconds())
+
+    def _payments(self) -> list[str]:
+        """Payment workflows started by others (an activation's grace charge), found by business key."""
+        with self.db.session() as s:
+            numbers = s.exec(select(Invoice.number).join(Payment, Payment.invoice_id == Invoice.id)
+                             .where(Payment.method != "credits").distinct()).all()
+        return [payment_workflow_id(number) for number in numbers]
 
 
 async def simulate(scenario: Scenario, database_url: str | None = None,
@@ -201,11 +230,11 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
             async with build_worker(env.client, db, SandboxGateway(db),
                                     SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue):
                 with env.auto_time_skipping_disabled():
-                    simulation = Simulation(scenario, env, db, task_queue)
+                    simulation = Simulation(scenario, env, db, task_queue, inbox)
                     await simulation.run()
                     if history_sink is not None:
                         for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
-                                            + simulation.payment_workflows):
+                                            + simulation.payment_workflows + simulation.activation_workflows):
                             handle = env.client.get_workflow_handle(workflow_id)
                             history_sink[workflow_id] = await handle.fetch_history()
             return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())

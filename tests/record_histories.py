@@ -15,9 +15,9 @@ from billing.logging import configure_logging
 from worker import install_runtime
 
 HERE = Path(__file__).parent
-WORKFLOW_KINDS = ["month-end", "settlement", "payment"]  # workflow ID prefixes (workflows/shared.py)
+WORKFLOW_KINDS = ["month-end", "settlement", "payment", "activation"]  # workflow ID prefixes (workflows/shared.py)
 RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "subscriptions/credit_lines.yaml",
-            "subscriptions/prepaid_eur.yaml"]
+            "subscriptions/prepaid_eur.yaml", "activation/applied_day_12.yaml", "activation/never_applied.yaml"]
 
 
 async def main() -> None:

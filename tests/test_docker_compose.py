@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from starter.temporal_setup import type_name
 from workflows.shared import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 
-EXPECTED_SEARCH_ATTRIBUTES = {key.name: "Keyword" for key in SEARCH_ATTRIBUTES}
+EXPECTED_SEARCH_ATTRIBUTES = {key.name: type_name(key) for key in SEARCH_ATTRIBUTES}
 
 REQUIRED_SERVICES = {
     "postgresql",

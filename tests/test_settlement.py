@@ -182,3 +182,20 @@ async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_cha
     assert payments == [("credits", "PAID", Decimal("70")), ("card", "PAID", Decimal("78.8"))]
     assert used == [Decimal("20"), Decimal("50")]
     assert len([c for c in gateway.charges() if c.idempotency_key.startswith(settled.invoice.number)]) == 1
+
+
+async def test_activation_code_applied_on_day_12_means_no_card_payment():
+    output = await _simulate("activation/applied_day_12.yaml")
+    assert [p["method"] for p in output["payments"]] == ["credits"]
+    assert [(e["kind"], e["to"], e["at"]) for e in output["emails"]][:2] == [
+        ("activation_code", ["ap@acme.test"], "2027-01-01T00:00:00Z"),
+        ("activation_confirmed", ["ap@acme.test"], "2027-01-12T10:00:00Z")]
+
+
+async def test_activation_code_never_applied_means_a_non_refundable_card_payment_after_day_30():
+    output = await _simulate("activation/never_applied.yaml")
+    [payment] = output["payments"]
+    assert (payment["method"], payment["status"], payment["refundable"], payment["amount"]) == (
+        "card", "PAID", False, "773.76")
+    assert payment["at"] >= "2027-01-31T00:00:00Z"  # after day 30 of use (first usage 1 January)
+    assert output["emails"][0]["kind"] == "activation_code"

@@ -29,6 +29,7 @@ class ChargeInvoiceInput(BaseModel):
     period: str
     amount: Decimal
     currency: str
+    refundable: bool = True  # SPEC D2: charges for usage after a missed activation grace period are not
 
 
 class RetryRequest(BaseModel):
@@ -63,7 +64,7 @@ class PaymentWorkflow:
                 ChargeRequest(org_id=request.org_id, invoice_id=request.invoice_id,
                               invoice_number=request.invoice_number, attempt=attempt,
                               idempotency_key=f"{request.invoice_number}:{attempt}", amount=request.amount,
-                              currency=request.currency, at=workflow.now()),
+                              currency=request.currency, at=workflow.now(), refundable=request.refundable),
                 start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             )
             self._state.attempts = attempt

@@ -14,8 +14,11 @@ PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
 BILLING_PERIOD = SearchAttributeKey.for_keyword("BillingPeriod")
 ORG_STATUS = SearchAttributeKey.for_keyword("OrgStatus")
 PAYMENT_WAITING_FOR = SearchAttributeKey.for_keyword("PaymentWaitingFor")
+ACTIVATION_STATUS = SearchAttributeKey.for_keyword("ActivationStatus")  # GRACE | GRACE_EXPIRED | APPLIED
+GRACE_ENDS_AT = SearchAttributeKey.for_datetime("GraceEndsAt")  # operators list who is in grace, and until when
 
-SEARCH_ATTRIBUTES = [ORG_ID, INVOICE_ID, PAYMENT_STATUS, BILLING_PERIOD, ORG_STATUS, PAYMENT_WAITING_FOR]
+SEARCH_ATTRIBUTES = [ORG_ID, INVOICE_ID, PAYMENT_STATUS, BILLING_PERIOD, ORG_STATUS, PAYMENT_WAITING_FOR,
+                     ACTIVATION_STATUS, GRACE_ENDS_AT]
 
 
 # SPEC H1: workflow IDs are business keys, so a duplicate trigger is harmless.
@@ -25,6 +28,10 @@ def payment_workflow_id(invoice_number: str) -> str:
 
 def settlement_workflow_id(org_id: str, period: str) -> str:
     return f"settlement-{org_id}-{period}"
+
+
+def activation_workflow_id(org_id: str, subscription_id: int) -> str:
+    return f"activation-{org_id}-{subscription_id}"
 
 
 SETTLEMENT_WORKFLOW = "SettlementWorkflow"
