@@ -47,6 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     tax_quote.add_argument("--currency", default="USD")
     tax_quote.add_argument("--on", help="the day whose rates apply (YYYY-MM-DD; default today)")
 
+    apply_code = commands.add_parser("apply-code", help="apply a subscription's activation code (SPEC D2)")
+    apply_code.add_argument("org")
+    apply_code.add_argument("code")
+
+    reissue = commands.add_parser("reissue-code", help="support: re-issue a lost activation code (SPEC D2)")
+    reissue.add_argument("org")
+
+    month_end = commands.add_parser("month-end", help="start every organization's settlement for a period now")
+    month_end.add_argument("period", help="YYYY-MM")
+
     settle = commands.add_parser("settle", help="run the month-end settlement of one organization and period")
     settle.add_argument("org")
     settle.add_argument("period", help="YYYY-MM")
@@ -140,6 +150,12 @@ async def _run(args: argparse.Namespace) -> int:
             print(await client.retry_payment(args.org, args.invoice, requested_by="cli"))
         elif args.command == "charge-invoice":
             print((await client.charge_invoice(args.invoice)).id)
+        elif args.command == "apply-code":
+            print((await client.apply_activation_code(args.org, args.code, applied_by="cli")).model_dump_json(indent=2))
+        elif args.command == "reissue-code":
+            print(f"code #{await client.reissue_activation_code(args.org)} e-mailed to the billing contact")
+        elif args.command == "month-end":
+            print((await client.run_month_end(args.period)).model_dump_json(indent=2))
         elif args.command == "settle":
             print((await client.settle(args.org, args.period)).model_dump_json(indent=2))
     except (BillingError, ValidationError) as err:

@@ -1,12 +1,14 @@
 """Records workflow histories from the scenario files into tests/histories/ for the replay tests.
 
-Run `python -m tests.record_histories` after a deliberate workflow change (guarded by workflow.patched()),
-never to make a failing replay pass.
+Run `python -m tests.record_histories` to add histories of new scenarios or workflows. Existing files are kept:
+they are what earlier code recorded, and today's code must still replay them (guard changes with
+workflow.patched()). `--force` rewrites them, only for a change that no running workflow can meet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from starter.scenario import load_scenario
@@ -20,7 +22,7 @@ RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "s
             "subscriptions/prepaid_eur.yaml", "activation/applied_day_12.yaml", "activation/never_applied.yaml"]
 
 
-async def main() -> None:
+async def main(force: bool) -> None:
     install_runtime()
     configure_logging("WARNING")
     target = HERE / "histories"
@@ -32,9 +34,11 @@ async def main() -> None:
             kind = next(k for k in WORKFLOW_KINDS if workflow_id.startswith(f"{k}-"))
             key = workflow_id.removeprefix(f"{kind}-")
             path = target / f"{Path(name).stem}--{kind}--{key}.json"
+            if path.exists() and not force:
+                continue
             path.write_text(history.to_json())
             print(f"recorded {path.relative_to(HERE.parent)} ({len(history.events)} events)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(force="--force" in sys.argv))
