@@ -17,33 +17,39 @@ from activities.email import EmailActivities, SmtpSettings
 from activities.fx import FxActivities
 from activities.invoices import InvoiceActivities
 from activities.payments import PaymentActivities
+from activities.rbi import RbiActivities
 from activities.starting import StartingActivities
 from activities.tax import TaxActivities
 from billing import config
+from billing.config import BillingDurations
 from billing.db import Database
 from billing.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
 from workflows.activation import ActivationWorkflow
+from workflows.mandate import RegisterMandateWorkflow
 from workflows.month_end import MonthEndWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.settlement import SettlementWorkflow
 from workflows.shared import TASK_QUEUE
 
-WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow]
+WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow, RegisterMandateWorkflow]
 
 
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
-                   smtp: SmtpSettings) -> list:
+                   smtp: SmtpSettings, durations: BillingDurations | None = None) -> list:
     payments = PaymentActivities(db, gateway)
     invoices = InvoiceActivities(db)
     email = EmailActivities(db, smtp)
-    starting = StartingActivities(client, task_queue, db)
+    starting = StartingActivities(client, task_queue, db, durations or BillingDurations())
     tax = TaxActivities(db)
     fx = FxActivities(db)
     activation = ActivationActivities(db, email)
+    rbi = RbiActivities(db, gateway, email)
     return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
-            activation.first_usage, activation.end_grace, activation.activate]
+            activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
+            rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,
+            rbi.record_outcome]
 
 
 def install_runtime() -> None:
@@ -54,12 +60,13 @@ def install_runtime() -> None:
 
 
 def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: SmtpSettings,
-                 task_queue: str = TASK_QUEUE, executor: ThreadPoolExecutor | None = None) -> Worker:
+                 task_queue: str = TASK_QUEUE, executor: ThreadPoolExecutor | None = None,
+                 durations: BillingDurations | None = None) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(client, task_queue, db, gateway, smtp),
+        activities=activities_for(client, task_queue, db, gateway, smtp, durations),
         activity_executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
     )

@@ -13,10 +13,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities._context import activity_log_context
 from billing.db import Database
-from billing.gateway import IdempotencyConflict, PaymentGateway, UnknownToken
+from billing.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
+from billing.money import round_money
 from billing.tables import Invoice, InvoiceStatus, Payment, PaymentEvent, PaymentMethod, PaymentStatus
 
-FINAL = {PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION}
+FINAL = {PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION, PaymentStatus.REFUNDED,
+         PaymentStatus.CANCELLED}
+SETTLED_OR_PENDING = FINAL | {PaymentStatus.PROCESSING, PaymentStatus.PENDING_REVERSAL}
 
 
 class ChargeRequest(BaseModel):
@@ -29,6 +32,8 @@ class ChargeRequest(BaseModel):
     currency: str
     at: datetime
     refundable: bool = True
+    charge_currency: str | None = None  # India-issued cards are charged in INR (SPEC E3)
+    fx_rate: Decimal | None = None  # USD -> charge currency, from the fx activity when PROCESSING begins
 
 
 class ChargeOutcome(BaseModel):
@@ -39,12 +44,16 @@ class ChargeOutcome(BaseModel):
     amount: Decimal
     currency: str
     failure_code: str | None = None
+    charge_id: str | None = None
+    fx_rate: Decimal | None = None
+    requires_authorization: bool = False
 
 
-def _outcome(payment: Payment) -> ChargeOutcome:
+def _outcome(payment: Payment, requires_authorization: bool = False) -> ChargeOutcome:
     return ChargeOutcome(payment_id=payment.id, attempt=payment.attempt, status=PaymentStatus(payment.status),
                          method=payment.method, amount=payment.amount, currency=payment.currency,
-                         failure_code=payment.failure_code)
+                         failure_code=payment.failure_code, charge_id=payment.gateway_charge_id,
+                         fx_rate=payment.fx_rate, requires_authorization=requires_authorization)
 
 
 class PaymentActivities:
@@ -57,17 +66,23 @@ class PaymentActivities:
         with activity_log_context(org_id=request.org_id, invoice=request.invoice_number,
                                   attempt=request.attempt) as log:
             payment, token = self._open_attempt(request)
-            if payment.status in FINAL:
-                log.info("charge already settled", status=payment.status)
-                return _outcome(payment)
+            if payment.status in SETTLED_OR_PENDING:
+                log.info("charge already made", status=payment.status)
+                return _outcome(payment, self._requires_authorization(payment))
             if token is None:
                 return _outcome(self._settle(payment.id, request, succeeded=False, charge_id=None,
                                              failure_code="no_payment_method"))
             try:
                 result = self.gateway.charge(idempotency_key=request.idempotency_key, token=token,
-                                             amount=request.amount, currency=request.currency, at=request.at)
+                                             amount=payment.amount, currency=payment.currency, at=request.at,
+                                             usd_amount=request.amount)
             except (UnknownToken, IdempotencyConflict) as err:
                 raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from err
+            if result.processing:
+                processing = self._processing(payment.id, request, result.charge_id)
+                log.info("charge processing with the issuer", amount=str(processing.amount),
+                         currency=processing.currency, fx_rate=str(processing.fx_rate))
+                return _outcome(processing, result.requires_authorization)
             settled = self._settle(payment.id, request, succeeded=result.succeeded, charge_id=result.charge_id,
                                    failure_code=result.failure_code)
             log.info("charge attempted", status=settled.status, failure_code=settled.failure_code,
@@ -83,11 +98,17 @@ class PaymentActivities:
                     method = s.exec(select(PaymentMethod).where(PaymentMethod.org_id == request.org_id,
                                                                 PaymentMethod.active == True)  # noqa: E712
                                     .order_by(PaymentMethod.id.desc())).first()
+                    amount, currency = request.amount, request.currency
+                    if request.charge_currency not in (None, request.currency):
+                        # SPEC E3: converted once, at the rate in force as the payment moves to PROCESSING.
+                        amount, currency = round_money(request.amount * request.fx_rate, request.charge_currency), \
+                            request.charge_currency
                     payment = Payment(idempotency_key=request.idempotency_key, org_id=request.org_id,
                                       invoice_id=request.invoice_id, attempt=request.attempt,
                                       method=method.kind if method else "card",
                                       payment_method_id=method.id if method else None,
-                                      status=PaymentStatus.NEW, amount=request.amount, currency=request.currency,
+                                      status=PaymentStatus.NEW, amount=amount, currency=currency,
+                                      fx_rate=request.fx_rate if currency != request.currency else None,
                                       refundable=request.refundable, created_at=request.at, updated_at=request.at)
                     s.add(payment)
                     s.flush()
@@ -99,6 +120,19 @@ class PaymentActivities:
         except IntegrityError:
             # A concurrent attempt with the same key created the row: the database refused a duplicate.
             return self._open_attempt(request)
+
+    def _processing(self, payment_id: int, request: ChargeRequest, charge_id: str) -> Payment:
+        with self.db.session() as s:
+            payment = s.get(Payment, payment_id)
+            if payment.status == PaymentStatus.NEW:
+                payment.status, payment.gateway_charge_id, payment.updated_at = PaymentStatus.PROCESSING, charge_id, request.at
+                s.add(payment)
+                s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PROCESSING,
+                                   detail=f"fx {payment.fx_rate}" if payment.fx_rate else None, at=request.at))
+            return payment
+
+    def _requires_authorization(self, payment: Payment) -> bool:
+        return payment.currency == "INR" and payment.amount > RBI_AUTHORIZATION_THRESHOLD
 
     def _settle(self, payment_id: int, request: ChargeRequest, *, succeeded: bool, charge_id: str | None,
                 failure_code: str | None) -> Payment:

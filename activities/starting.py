@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from billing.config import BillingDurations
 from billing.db import Database
 from billing.invoicing import last_day_of
 from billing.tables import Organization
@@ -77,13 +78,15 @@ async def start_settlement_workflow(client: Client, task_queue: str, org_id: str
 
 
 class StartingActivities:
-    def __init__(self, client: Client, task_queue: str, db: Database) -> None:
+    def __init__(self, client: Client, task_queue: str, db: Database, durations: BillingDurations) -> None:
         self.client = client
         self.task_queue = task_queue
         self.db = db
+        self.durations = durations
 
     @activity.defn(name="start_payment_workflow")
     async def start_payment(self, request: ChargeInvoiceInput) -> StartedWorkflow:
+        request = request.model_copy(update={"rbi_authorization_window": self.durations.rbi_authorization_window})
         return await start_payment_workflow(self.client, self.task_queue, request)
 
     @activity.defn(name="start_settlements")

@@ -69,6 +69,22 @@ def render(kind: str, org_id: str, data: dict[str, str]) -> EmailContent:
                   f"Pay by bank transfer to:\n{bank_details()}\nReference: {invoice}\n\n"
                   f"Cloud invoice and usage: {invoices_link}/{data.get('cloud_invoice', '')}\n"),
         )
+    if kind == "mandate_registered":
+        return EmailContent(
+            subject=f"A recurring-payment mandate was registered for your card ending {data.get('last4', '')}",
+            body=(f"Under Reserve Bank of India rules we registered an e-mandate of "
+                  f"{_money(data['limit'], data['currency'])} per month on your card ending {data.get('last4', '')}. "
+                  "Your card issuer may show it in INR and will notify you by SMS. We charge only your usage; the "
+                  "mandate is the most we may charge in a month. Manage or revoke it with your card issuer.\n"),
+        )
+    if kind == "authorization_required":
+        return EmailContent(
+            subject=f"Authorize the payment of {_money(data['amount'], data['currency'])} for invoice {invoice}",
+            body=(f"The charge of {_money(data['amount'], data['currency'])} for invoice {invoice} is above "
+                  f"INR 15,000: under Reserve Bank of India rules you must authorize it through the link your card "
+                  f"issuer sent you, before {data.get('deadline', '')} UTC, or the payment fails.\n\n"
+                  f"Invoice: {invoice_link}\n"),
+        )
     if kind == "activation_code":
         return EmailContent(
             subject=f"Your subscription activation code for organization {org_id}",

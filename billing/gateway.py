@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -15,7 +18,7 @@ from sqlmodel import select
 from billing.cards import CardIn, PayPalIn
 from billing.db import Database
 from billing.money import round_money
-from billing.tables import SandboxCharge, SandboxToken
+from billing.tables import SandboxCharge, SandboxMandate, SandboxToken
 
 
 class TokenizedMethod(BaseModel):
@@ -37,6 +40,44 @@ class ChargeResult(BaseModel):
     failure_code: str | None = None
     amount: Decimal
     currency: str
+    processing: bool = False  # India (RBI): the issuer settles later and says so by webhook (E3-E4)
+    requires_authorization: bool = False  # above INR 15,000 the customer must authorize (E4)
+
+
+class MandateResult(BaseModel):
+    mandate_id: str
+    limit: Decimal
+    currency: str
+
+
+class WebhookEvent(BaseModel):
+    """What the gateway POSTs to us when an issuer settles a charge; signed (see sign_webhook)."""
+
+    id: str
+    type: str  # charge.succeeded | charge.failed
+    charge_id: str
+    idempotency_key: str
+    failure_code: str | None = None
+    at: datetime
+
+
+def _webhook_secret() -> bytes:
+    return os.environ.get("BILLING_WEBHOOK_SECRET", "billing-dev-webhook-secret").encode()
+
+
+def sign_webhook(body: bytes) -> str:
+    return hmac.new(_webhook_secret(), body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(body: bytes, signature: str) -> WebhookEvent:
+    """Refuse a webhook whose signature does not match its body (anyone can POST to a URL)."""
+    if not hmac.compare_digest(sign_webhook(body), signature):
+        raise InvalidSignature("webhook signature does not match")
+    return WebhookEvent.model_validate_json(body)
+
+
+class InvalidSignature(Exception):
+    pass
 
 
 class IdempotencyConflict(Exception):
@@ -78,6 +119,7 @@ TEST_CARDS: dict[str, _TestCard] = {
 }
 _DEFAULT_CARD = _TestCard("succeed", "US")
 VERIFICATION_AMOUNT = Decimal("1.00")  # SPEC A5: a 1.00 USD verification charge, refunded at once
+RBI_AUTHORIZATION_THRESHOLD = Decimal("15000")  # INR: above it the customer must authorize (SPEC E4)
 
 
 class SandboxGateway:
@@ -87,8 +129,9 @@ class SandboxGateway:
     what guarantees it even when two workers race.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rbi_processing: timedelta = timedelta(days=3)) -> None:
         self.db = db
+        self.rbi_processing = rbi_processing  # how long India's issuers keep a charge PROCESSING (E4)
 
     def tokenize_card(self, card: CardIn, at: datetime) -> TokenizedMethod:
         test_card = TEST_CARDS.get(card.pan(), _DEFAULT_CARD)
@@ -121,7 +164,7 @@ class SandboxGateway:
             s.add(row)
 
     def charge(self, *, idempotency_key: str, token: str, amount: Decimal, currency: str,
-               at: datetime, verification: bool = False) -> ChargeResult:
+               at: datetime, verification: bool = False, usd_amount: Decimal | None = None) -> ChargeResult:
         amount = round_money(Decimal(amount), currency)
         existing = self._by_key(idempotency_key)
         if existing is not None:
@@ -130,10 +173,13 @@ class SandboxGateway:
             vault = s.get(SandboxToken, token)
             if vault is None:
                 raise UnknownToken(token)
-            failure = self._decide(vault, verification)
-        row = SandboxCharge(id="ch_" + secrets.token_hex(12), idempotency_key=idempotency_key, token=token,
-                            kind="charge", amount=amount, currency=currency,
-                            outcome="failed" if failure else "succeeded", failure_code=failure, created_at=at)
+            if vault.behaviour == "india_mandate" and not verification:
+                row = self._rbi_charge(s, idempotency_key, token, amount, currency, at, usd_amount)
+            else:
+                failure = self._decide(vault, verification)
+                row = SandboxCharge(id="ch_" + secrets.token_hex(12), idempotency_key=idempotency_key, token=token,
+                                    kind="charge", amount=amount, currency=currency,
+                                    outcome="failed" if failure else "succeeded", failure_code=failure, created_at=at)
         try:
             with self.db.session() as s:
                 s.add(row)
@@ -141,6 +187,100 @@ class SandboxGateway:
             # Lost a race with a concurrent request carrying the same key: answer as it was answered.
             return self._replay(self._by_key(idempotency_key), token=token, amount=amount, currency=currency)
         return _result(row)
+
+    def _rbi_charge(self, s, idempotency_key: str, token: str, amount: Decimal, currency: str, at: datetime,
+                    usd_amount: Decimal | None) -> SandboxCharge:
+        """SPEC E2-E5: a recurring charge needs an active mandate with room under its monthly cap; it then
+        stays processing until the issuer settles it."""
+        base = {"id": "ch_" + secrets.token_hex(12), "idempotency_key": idempotency_key, "token": token,
+                "kind": "charge", "amount": amount, "currency": currency, "created_at": at, "usd_amount": usd_amount}
+        mandate = s.exec(select(SandboxMandate).where(SandboxMandate.token == token)
+                         .order_by(SandboxMandate.created_at.desc())).first()
+        if mandate is None or mandate.status != "ACTIVE":
+            return SandboxCharge(**base, outcome="failed", failure_code="mandate_revoked" if mandate else "no_mandate")
+        month_start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        used = sum((c.usd_amount or Decimal(0)) for c in s.exec(select(SandboxCharge).where(
+            SandboxCharge.mandate_id == mandate.id, SandboxCharge.created_at >= month_start,
+            SandboxCharge.outcome.in_(["processing", "succeeded"]))))
+        if usd_amount is None or used + usd_amount > mandate.limit_usd:
+            return SandboxCharge(**base, outcome="failed", failure_code="mandate_limit_exceeded")
+        return SandboxCharge(**base, outcome="processing", mandate_id=mandate.id, settles_at=at + self.rbi_processing,
+                             requires_authorization=currency == "INR" and amount > RBI_AUTHORIZATION_THRESHOLD)
+
+    def register_mandate(self, *, token: str, limit: Decimal, currency: str, at: datetime) -> MandateResult:
+        """SPEC E1: the issuer verifies the customer and registers a recurring-payment mandate."""
+        with self.db.session() as s:
+            vault = s.get(SandboxToken, token)
+            if vault is None:
+                raise UnknownToken(token)
+            if vault.behaviour != "india_mandate":
+                raise ValueError("mandates are for India-issued cards")
+            mandate = SandboxMandate(id="md_" + secrets.token_hex(10), token=token, limit_usd=limit, created_at=at)
+            s.add(mandate)
+        return MandateResult(mandate_id=mandate.id, limit=limit, currency=currency)
+
+    def revoke_mandate(self, *, mandate_id: str, at: datetime) -> None:
+        """The customer revokes the mandate at their bank (E5)."""
+        with self.db.session() as s:
+            mandate = s.get(SandboxMandate, mandate_id)
+            if mandate is not None and mandate.status == "ACTIVE":
+                mandate.status, mandate.revoked_at = "REVOKED", at
+                s.add(mandate)
+
+    def authorize(self, *, charge_id: str, at: datetime) -> None:
+        """The customer authorized a charge above INR 15,000 through the issuer's link (E4)."""
+        with self.db.session() as s:
+            charge = s.get(SandboxCharge, charge_id)
+            if charge is not None and charge.outcome == "processing" and charge.authorized_at is None:
+                charge.authorized_at = at
+                s.add(charge)
+
+    def cancel(self, *, charge_id: str, at: datetime) -> None:
+        """Withdraw a charge that can no longer go through (no authorization in time)."""
+        with self.db.session() as s:
+            charge = s.get(SandboxCharge, charge_id)
+            if charge is not None and charge.outcome == "processing":
+                charge.outcome, charge.failure_code, charge.webhook_sent = "failed", "authorization_missing", True
+                s.add(charge)
+
+    def next_webhook_at(self) -> datetime | None:
+        """When the sandbox issuer next settles a processing charge (the simulator's next event)."""
+        with self.db.session() as s:
+            times = [self._settle_time(c) for c in self._pending(s)]
+        times = [t for t in times if t is not None]
+        return min(times) if times else None
+
+    def due_webhooks(self, now: datetime) -> list[tuple[bytes, str]]:
+        """Settle what is due and return the signed webhooks to deliver (body, signature)."""
+        out = []
+        with self.db.session() as s:
+            for charge in self._pending(s):
+                when = self._settle_time(charge)
+                if when is None or when > now:
+                    continue
+                mandate = s.get(SandboxMandate, charge.mandate_id)
+                succeeded = mandate is not None and mandate.status == "ACTIVE"
+                charge.outcome = "succeeded" if succeeded else "failed"
+                charge.failure_code = None if succeeded else "mandate_revoked"
+                charge.webhook_sent = True
+                s.add(charge)
+                event = WebhookEvent(id="evt_" + secrets.token_hex(10),
+                                     type="charge.succeeded" if succeeded else "charge.failed", charge_id=charge.id,
+                                     idempotency_key=charge.idempotency_key, failure_code=charge.failure_code, at=when)
+                body = event.model_dump_json().encode()
+                out.append((body, sign_webhook(body)))
+        return out
+
+    @staticmethod
+    def _pending(s) -> list[SandboxCharge]:
+        return list(s.exec(select(SandboxCharge).where(SandboxCharge.outcome == "processing",
+                                                       SandboxCharge.webhook_sent == False)))  # noqa: E712
+
+    @staticmethod
+    def _settle_time(charge: SandboxCharge) -> datetime | None:
+        if charge.requires_authorization and charge.authorized_at is None:
+            return None  # the issuer waits for the customer; our workflow decides when to give up
+        return max(charge.settles_at, charge.authorized_at or charge.settles_at)
 
     def refund(self, *, idempotency_key: str, charge_id: str, at: datetime) -> ChargeResult:
         existing = self._by_key(idempotency_key)
@@ -173,8 +313,6 @@ class SandboxGateway:
             return None
         if vault.behaviour == "authentication_required":
             return None if vault.authenticated else "authentication_required"
-        if vault.behaviour == "india_mandate":
-            return "rbi_mandate_not_supported"  # the RBI mandate flow arrives with its own issue (E1-E6)
         return vault.behaviour
 
     def _by_key(self, key: str) -> SandboxCharge | None:
@@ -190,4 +328,5 @@ class SandboxGateway:
 
 def _result(row: SandboxCharge) -> ChargeResult:
     return ChargeResult(charge_id=row.id, succeeded=row.outcome == "succeeded", failure_code=row.failure_code,
-                        amount=row.amount, currency=row.currency)
+                        amount=row.amount, currency=row.currency, processing=row.outcome == "processing",
+                        requires_authorization=row.requires_authorization)

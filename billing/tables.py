@@ -308,6 +308,34 @@ class SandboxToken(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class Mandate(SQLModel, table=True):
+    """SPEC E1-E5: an RBI e-mandate registered on the customer's behalf for an India-issued card."""
+
+    __tablename__ = "mandates"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    payment_method_id: int = Field(foreign_key="payment_methods.id")
+    gateway_mandate_id: str = Field(max_length=64, unique=True)
+    registration_key: str = Field(max_length=200, unique=True)  # a retried registration finds the first
+    status: str = Field(default="ACTIVE", max_length=16)  # ACTIVE | REVOKED | REPLACED
+    limit: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    registered_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(default=None)
+
+
+class SandboxMandate(SQLModel, table=True):
+    """The sandbox issuer's side of a mandate: it decides whether recurring charges may go through."""
+
+    __tablename__ = "sandbox_mandates"
+    id: str = Field(primary_key=True, max_length=64)
+    token: str = Field(max_length=64, index=True)
+    limit_usd: Decimal = _money()
+    status: str = Field(default="ACTIVE", max_length=16)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(default=None)
+
+
 class SandboxCharge(SQLModel, table=True):
     """The sandbox gateway's own record of charges and refunds, keyed by idempotency key."""
 
@@ -322,3 +350,10 @@ class SandboxCharge(SQLModel, table=True):
     failure_code: str | None = Field(default=None, max_length=64)
     refund_of: str | None = Field(default=None, max_length=64)
     created_at: datetime = _ts()
+    # India (RBI) charges stay "processing" until the issuer settles them (SPEC E3-E6).
+    mandate_id: str | None = Field(default=None, max_length=64)
+    usd_amount: Decimal | None = _money(default=None)
+    settles_at: datetime | None = _ts(default=None)
+    requires_authorization: bool = False
+    authorized_at: datetime | None = _ts(default=None)
+    webhook_sent: bool = False

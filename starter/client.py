@@ -18,17 +18,18 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.starting import start_payment_workflow
 from billing.cards import CardIn, PayPalIn
 from billing.db import Database
-from billing.gateway import PaymentGateway, TokenizedMethod
+from billing.gateway import PaymentGateway, TokenizedMethod, verify_webhook
 from billing.invoicing import period_of
 from billing.profiles import OrganizationIn
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from billing.activation import hash_code
 from billing.config import BillingDurations
 from billing.tables import (Activation, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
-                            OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription, UsageLine)
+                            Mandate, OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription, UsageLine)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
-from workflows.payment import ChargeInvoiceInput, PaymentWorkflow, RetryRequest
+from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
+from workflows.payment import ChargeInvoiceInput, GatewayOutcome, PaymentWorkflow, RetryRequest
 from workflows.settlement import SettleResult, SettlementWorkflow
 from workflows.shared import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
                               activation_workflow_id, payment_workflow_id, settlement_workflow_id)
@@ -135,6 +136,8 @@ class BillingClient:
         at = await self.clock()
         method = await self._tokenize(org.payment_method, at) if org.payment_method else None
         await asyncio.to_thread(self._insert_org, org, method, at)
+        if method is not None:
+            await self._register_mandate_if_india(org.id, method)
 
     def _insert_org(self, org: OrganizationIn, method: TokenizedMethod | None, at: datetime) -> None:
         with self.db.session() as s:
@@ -159,7 +162,75 @@ class BillingClient:
         if authenticate:
             await asyncio.to_thread(self.gateway.authenticate, tokenized.token)
         await asyncio.to_thread(self._replace_method, org_id, tokenized, at)
+        await self._register_mandate_if_india(org_id, tokenized)
         return tokenized
+
+    async def _register_mandate_if_india(self, org_id: str, method: TokenizedMethod) -> None:
+        """SPEC E1: adding an India-issued card registers a mandate; the caller waits (up to ~2 minutes)."""
+        if method.issuing_country != "IN":
+            return
+        await self.temporal.execute_workflow(
+            RegisterMandateWorkflow.run, RegisterMandateInput(org_id=org_id),
+            id=f"mandate-{org_id}-{method.token}", task_queue=self.task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]))
+
+    async def handle_gateway_webhook(self, body: bytes, signature: str) -> str | None:
+        """A gateway webhook (signed): relay the issuer's outcome to the payment's workflow as a signal (E3-E6)."""
+        event = verify_webhook(body, signature)
+
+        def find() -> str | None:
+            with self.db.session() as s:
+                row = s.exec(select(Invoice.number).join(Payment, Payment.invoice_id == Invoice.id)
+                             .where(Payment.gateway_charge_id == event.charge_id)).first()
+            return row
+
+        number = await asyncio.to_thread(find)
+        if number is None:
+            return None  # not ours (another environment's charge); acknowledged, ignored
+        await self.temporal.get_workflow_handle(payment_workflow_id(number)).signal(
+            PaymentWorkflow.gateway_outcome, GatewayOutcome(charge_id=event.charge_id,
+                                                            succeeded=event.type == "charge.succeeded",
+                                                            failure_code=event.failure_code, event_id=event.id))
+        return number
+
+    async def authorize_payment(self, org_id: str, invoice: str | int = "latest") -> str:
+        """SPEC E4: the customer authorized an RBI charge above INR 15,000 through the issuer's link."""
+        number, charge_id = await asyncio.to_thread(self._processing_payment, org_id, invoice)
+        await self.temporal.get_workflow_handle(payment_workflow_id(number)).signal(PaymentWorkflow.authorize,
+                                                                                    charge_id)
+        return number
+
+    async def reverse_payment(self, org_id: str, invoice: str | int = "latest") -> str:
+        """SPEC E6: undo a PROCESSING payment: refunded if it succeeds, cancelled if it fails."""
+        number, _ = await asyncio.to_thread(self._processing_payment, org_id, invoice)
+        await self.temporal.get_workflow_handle(payment_workflow_id(number)).signal(PaymentWorkflow.reverse)
+        return number
+
+    async def revoke_mandate(self, org_id: str) -> None:
+        """SPEC E5: the customer revoked the mandate with their bank (the issuer tells the gateway)."""
+        at = await self.clock()
+
+        def revoke() -> None:
+            with self.db.session() as s:
+                mandate = s.exec(select(Mandate).where(Mandate.org_id == org_id, Mandate.status == "ACTIVE")).first()
+                if mandate is None:
+                    raise BillingError(f"organization {org_id!r} has no active mandate")
+                self.gateway.revoke_mandate(mandate_id=mandate.gateway_mandate_id, at=at)
+                mandate.status, mandate.revoked_at = "REVOKED", at
+                s.add(mandate)
+
+        await asyncio.to_thread(revoke)
+
+    def _processing_payment(self, org_id: str, invoice: str | int) -> tuple[str, str]:
+        with self.db.session() as s:
+            query = (select(Invoice.number, Payment.gateway_charge_id).join(Payment, Payment.invoice_id == Invoice.id)
+                     .where(Invoice.org_id == org_id, Payment.status.in_(["PROCESSING", "PENDING_REVERSAL"])))
+            if invoice != "latest":
+                query = query.where(Invoice.id == invoice if isinstance(invoice, int) else Invoice.number == invoice)
+            row = s.exec(query.order_by(Payment.created_at.desc(), Payment.id.desc())).first()
+        if row is None:
+            raise BillingError(f"organization {org_id!r} has no PROCESSING payment matching {invoice!r}")
+        return row[0], row[1]
 
     def _replace_method(self, org_id: str, method: TokenizedMethod, at: datetime) -> None:
         with self.db.session() as s:

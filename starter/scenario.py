@@ -19,9 +19,6 @@ from starter.client import CreditLineIn, SubscriptionIn, UsageIn
 # Fields and events of SCENARIOS.md that later issues bring; a scenario using one is refused clearly.
 NOT_YET = {
     "support_plan": "support plans (SPEC B1)",
-    "authorize_payment": "India (RBI) payments (SPEC E1-E6)",
-    "revoke_mandate": "India (RBI) payments (SPEC E1-E6)",
-    "reverse_payment": "India (RBI) payments (SPEC E1-E6)",
     "change_support_plan": "support plans (SPEC B1)",
     "buy_flex_consulting": "Flex Consulting (SPEC B3)",
     "set_billing_contact": "billing e-mail settings (SPEC A3, D7)",
@@ -102,6 +99,20 @@ class ApplyActivationCode(_Event):
     do: Literal["apply_activation_code"]
 
 
+class AuthorizePayment(_Event):
+    do: Literal["authorize_payment"]
+    invoice: str | int = "latest"
+
+
+class RevokeMandate(_Event):
+    do: Literal["revoke_mandate"]
+
+
+class ReversePayment(_Event):
+    do: Literal["reverse_payment"]
+    invoice: str | int = "latest"
+
+
 class LaterEvent(_Event):
     """An event SCENARIOS.md defines that this version cannot run yet (refused after parsing)."""
 
@@ -109,7 +120,8 @@ class LaterEvent(_Event):
     do: Literal[tuple(k for k in NOT_YET if k != "support_plan")]  # type: ignore[valid-type]
 
 
-Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, LaterEvent], Field(discriminator="do")]
+Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, AuthorizePayment, RevokeMandate,
+                        ReversePayment, LaterEvent], Field(discriminator="do")]
 
 
 class Scenario(_Strict):
@@ -147,7 +159,8 @@ class Scenario(_Strict):
         return self
 
 
-_TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", *NOT_YET}
+_TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", "authorize_payment",
+         "revoke_mandate", "reverse_payment", *NOT_YET}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -30,9 +30,11 @@ from billing.gateway import SandboxGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
-from billing.tables import CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Organization, Payment
+from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
+                            Payment)
 from starter.client import BillingClient, SubscriptionIn
-from starter.scenario import ApplyActivationCode, RetryPayment, Scenario, UpdatePaymentMethod, utc
+from starter.scenario import (ApplyActivationCode, AuthorizePayment, RetryPayment, ReversePayment, RevokeMandate, Scenario,
+                              UpdatePaymentMethod, utc)
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
@@ -107,7 +109,8 @@ class Simulation:
         self.scenario = scenario
         self.env = env
         self.db = db
-        self.billing = BillingClient(env.client, db, SandboxGateway(db), clock=env.get_current_time,
+        self.gateway = SandboxGateway(db, rbi_processing=scenario.config.rbi_processing)
+        self.billing = BillingClient(env.client, db, self.gateway, clock=env.get_current_time,
                                      task_queue=task_queue, durations=scenario.config)
         self.inbox = inbox
         self.activation_workflows: list[str] = []
@@ -135,9 +138,19 @@ class Simulation:
         await self._settle_down()
 
     async def _advance_to(self, moment: datetime) -> None:
-        now = await self.env.get_current_time()
-        if moment > now:
-            await self.env.sleep(moment - now)
+        """Move the clock to `moment`, delivering each issuer webhook at the instant it falls due on the way
+        (India charges settle after the issuer's notice period: SPEC E4)."""
+        while True:
+            due = await asyncio.to_thread(self.gateway.next_webhook_at)
+            target = moment if due is None or due > moment else due
+            now = await self.env.get_current_time()
+            if target > now:
+                await self.env.sleep(target - now)
+            if target is moment and (due is None or due > moment):
+                return
+            for body, signature in await asyncio.to_thread(self.gateway.due_webhooks, await self.env.get_current_time()):
+                await self.billing.handle_gateway_webhook(body, signature)  # what the webhook endpoint does
+            await self._settle_down()
 
     def _creator(self, name: str) -> Callable[[], Awaitable[None]]:
         async def create() -> None:
@@ -180,6 +193,12 @@ class Simulation:
                 await self.billing.update_payment_method(event.org, event.payment_method, event.authenticate)
             elif isinstance(event, RetryPayment):
                 await self.billing.retry_payment(event.org, event.invoice, requested_by="simulator")
+            elif isinstance(event, AuthorizePayment):
+                await self.billing.authorize_payment(event.org, event.invoice)
+            elif isinstance(event, RevokeMandate):
+                await self.billing.revoke_mandate(event.org)
+            elif isinstance(event, ReversePayment):
+                await self.billing.reverse_payment(event.org, event.invoice)
             elif isinstance(event, ApplyActivationCode):
                 # The customer types the code from the e-mail they received: the simulator's mailbox.
                 await self.billing.apply_activation_code(event.org, self.inbox.activation_code(event.org))
@@ -227,8 +246,9 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
                                  f"({now.isoformat()}): simulations run forward from the present")
             await env.sleep(start - now)
             task_queue = f"simulate-{uuid.uuid4()}"
-            async with build_worker(env.client, db, SandboxGateway(db),
-                                    SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue):
+            async with build_worker(env.client, db, SandboxGateway(db, rbi_processing=scenario.config.rbi_processing),
+                                    SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue,
+                                    durations=scenario.config):
                 with env.auto_time_skipping_disabled():
                     simulation = Simulation(scenario, env, db, task_queue, inbox)
                     await simulation.run()
@@ -268,6 +288,13 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def _rate(value: Decimal) -> str:
+    """Rates with at least two decimals, as people write them: 83.20, 0.90, 0.23, 0.09975."""
+    plain = _plain(value)
+    decimals = len(plain.partition(".")[2])
+    return plain if decimals >= 2 else format(value.quantize(Decimal("0.01")), "f")
+
+
 def report(db: Database, until: date) -> dict[str, Any]:
     """The output document of SCENARIOS.md, read back from the database; credit states as of `until`."""
     with db.session() as s:
@@ -280,6 +307,7 @@ def report(db: Database, until: date) -> dict[str, Any]:
                                                       EmailMessage.id)).all()
         orgs = s.exec(select(Organization).order_by(Organization.created_at, Organization.id)).all()
         credit_lines = s.exec(select(CreditLine).order_by(CreditLine.org_id, CreditLine.position)).all()
+        mandates = s.exec(select(Mandate).order_by(Mandate.registered_at, Mandate.org_id, Mandate.id)).all()
     lines_of: dict[int, list[dict[str, Any]]] = {}
     for line in lines:
         lines_of.setdefault(line.invoice_id, []).append({
@@ -291,7 +319,7 @@ def report(db: Database, until: date) -> dict[str, Any]:
     currency_of = {invoice.id: invoice.currency for invoice in invoices}
     for tax in tax_lines:
         taxes_of.setdefault(tax.invoice_id, []).append({
-            "name": tax.name, "rate": _plain(tax.rate), "amount": format_amount(tax.amount, currency_of[tax.invoice_id])})
+            "name": tax.name, "rate": _rate(tax.rate), "amount": format_amount(tax.amount, currency_of[tax.invoice_id])})
     # SCENARIOS.md: every list is ordered by time (as printed, to the second), then organization.
     invoices = sorted(invoices, key=lambda i: (_stamp(i.created_at), i.org_id, i.id))
     payments = sorted(payments, key=lambda p: (_stamp(p.created_at), p.org_id, p.id))
@@ -305,16 +333,18 @@ def report(db: Database, until: date) -> dict[str, Any]:
             "lines": lines_of.get(inv.id, []), "tax_lines": taxes_of.get(inv.id, []),
             "credits_applied": format_amount(inv.credits_applied, inv.currency),
             "invoiced": format_amount(inv.invoiced, inv.currency),
-            "fx_rate": None if inv.fx_rate is None else _plain(inv.fx_rate),
+            "fx_rate": None if inv.fx_rate is None else _rate(inv.fx_rate),
             "cloud_invoice": numbers.get(inv.cloud_invoice_id), "explanation": inv.explanation,
             "at": _stamp(inv.created_at)} for inv in invoices],
         "payments": [{
             "org": p.org_id, "invoice": numbers.get(p.invoice_id), "method": p.method, "status": p.status,
             "amount": format_amount(p.amount, p.currency), "currency": p.currency,
-            "fx_rate": None if p.fx_rate is None else _plain(p.fx_rate), "refundable": p.refundable,
+            "fx_rate": None if p.fx_rate is None else _rate(p.fx_rate), "refundable": p.refundable,
             "failure_code": p.failure_code, "attempt": p.attempt, "at": _stamp(p.created_at)} for p in payments],
         "credits": credit_report(credit_lines, until),
-        "mandates": [],
+        "mandates": [{"org": m.org_id, "status": m.status, "limit": format_amount(m.limit, m.currency),
+                      "currency": m.currency, "registered_at": _stamp(m.registered_at),
+                      "revoked_at": _stamp(m.revoked_at)} for m in mandates],
         "support_plans": [],
         "organizations": [{"org": org.id, "status": org.status} for org in orgs],
         "emails": [{"org": e.org_id, "to": json.loads(e.recipients), "kind": e.kind, "subject": e.subject,

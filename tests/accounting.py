@@ -20,7 +20,7 @@ def assert_every_cent_accounted(output: dict[str, Any]) -> None:
             continue
         totals[invoice["org"]] += Decimal(invoice["total"])
         accounted[invoice["org"]] += Decimal(invoice["invoiced"]) + Decimal(invoice["amount_due"])
-        paid = sum((Decimal(p["amount"]) for p in output["payments"]
+        paid = sum((_in(invoice["currency"], p) for p in output["payments"]
                     if p["invoice"] == invoice["number"] and p["status"] == "PAID"), Decimal(0))
         credits = sum((Decimal(p["amount"]) for p in output["payments"]
                        if p["invoice"] == invoice["number"] and p["method"] == "credits"), Decimal(0))
@@ -30,3 +30,11 @@ def assert_every_cent_accounted(output: dict[str, Any]) -> None:
             f"!= total {invoice['total']}")
         accounted[invoice["org"]] += paid
     assert dict(accounted) == dict(totals)
+
+
+def _in(currency: str, payment: dict[str, Any]) -> Decimal:
+    """A payment in the invoice's currency: an INR charge (SPEC E3) back through the rate it recorded."""
+    amount = Decimal(payment["amount"])
+    if payment["currency"] == currency:
+        return amount
+    return (amount / Decimal(payment["fx_rate"])).quantize(Decimal("0.01"))

@@ -95,7 +95,7 @@ async def test_prepaid_credits_cover_what_they_can_and_eur_tax_invoices_convert_
     assert [(i["status"], i["amount_due"]) for i in _tax(output, "prepaid")] == [("PREPAID", "0.00"), ("PAID", "0.00")]
     euro = _tax(output, "euro")
     assert [(i["currency"], i["fx_rate"], i["billed_usage"], i["tax"], i["amount_due"]) for i in euro] == [
-        ("EUR", "0.9", "1080.00", "216.00", "1296.00"),   # 1,200 USD billed + FR VAT at 0.90 on 31 January
+        ("EUR", "0.90", "1080.00", "216.00", "1296.00"),   # 1,200 USD billed + FR VAT at 0.90 on 31 January
         ("EUR", "0.95", "950.00", "190.00", "1140.00"),   # the 15 February rate is in force at the end of February
     ]
 

@@ -62,6 +62,7 @@ class ActivationWorkflow:
         self._reissues_wanted = 0
         self._usage_started: date | None = None
         self._busy = True
+        self._wake = None  # what the workflow rests on: idle only while it is still false
         self._lock = asyncio.Lock()
 
     @workflow.run
@@ -98,13 +99,13 @@ class ActivationWorkflow:
     async def _wait(self, condition, timeout: timedelta | None = None) -> None:
         """Rest until `condition` (or the timeout), serving re-issue requests meanwhile."""
         while True:
-            self._busy = False
+            self._busy, self._wake = False, condition
             try:
                 await workflow.wait_condition(lambda: condition() or self._reissues_wanted > 0, timeout=timeout)
             except asyncio.TimeoutError:
-                self._busy = True
+                self._busy, self._wake = True, None
                 return
-            self._busy = True
+            self._busy, self._wake = True, None
             if self._reissues_wanted > 0 and not self._applied:
                 await self._issue()
                 continue
@@ -195,5 +196,6 @@ class ActivationWorkflow:
     @workflow.update
     async def wait_idle(self) -> ActivationState:
         """Returns once the workflow rests on a timer or on its customer, not on its own activities."""
-        await workflow.wait_condition(lambda: not self._busy and self._reissues_wanted == 0)
+        await workflow.wait_condition(lambda: not self._busy and self._reissues_wanted == 0
+                                      and not (self._wake is not None and self._wake()))
         return self._state
