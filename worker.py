@@ -16,6 +16,7 @@ from activities.activation import ActivationActivities
 from activities.email import EmailActivities, SmtpSettings
 from activities.fx import FxActivities
 from activities.invoices import InvoiceActivities
+from activities.organization import OrganizationActivities
 from activities.payments import PaymentActivities
 from activities.rbi import RbiActivities
 from activities.starting import StartingActivities
@@ -28,11 +29,13 @@ from billing.logging import configure_logging
 from workflows.activation import ActivationWorkflow
 from workflows.mandate import RegisterMandateWorkflow
 from workflows.month_end import MonthEndWorkflow
+from workflows.organization import OrgBillingWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.settlement import SettlementWorkflow
 from workflows.shared import TASK_QUEUE
 
-WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow, RegisterMandateWorkflow]
+WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow, RegisterMandateWorkflow,
+             OrgBillingWorkflow]
 
 
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
@@ -45,11 +48,13 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     fx = FxActivities(db)
     activation = ActivationActivities(db, email)
     rbi = RbiActivities(db, gateway, email)
+    organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations())
     return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
             activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
             rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,
-            rbi.record_outcome]
+            rbi.record_outcome, organization.attach, organization.failed_invoices, organization.set_status,
+            organization.notify]
 
 
 def install_runtime() -> None:

@@ -69,6 +69,15 @@ def render(kind: str, org_id: str, data: dict[str, str]) -> EmailContent:
                   f"Pay by bank transfer to:\n{bank_details()}\nReference: {invoice}\n\n"
                   f"Cloud invoice and usage: {invoices_link}/{data.get('cloud_invoice', '')}\n"),
         )
+    if kind in ("org_suspended", "org_locked"):
+        suspended = kind == "org_suspended"
+        return EmailContent(
+            subject=f"Organization {org_id} is {'suspended' if suspended else 'locked'}: invoices are overdue",
+            body=(f"Invoices of organization {org_id} have been unpaid for more than "
+                  f"{'30' if suspended else '60'} days ({data.get('invoices', '')}), so the organization is "
+                  f"{'suspended' if suspended else 'locked'}. Pay everything outstanding to make it active again: "
+                  f"{invoices_link}\n"),
+        )
     if kind == "mandate_registered":
         return EmailContent(
             subject=f"A recurring-payment mandate was registered for your card ending {data.get('last4', '')}",

@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.organization import start_org_billing
 from activities.starting import start_payment_workflow
 from billing.cards import CardIn, PayPalIn
 from billing.db import Database
@@ -27,12 +28,14 @@ from billing.config import BillingDurations
 from billing.tables import (Activation, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
                             Mandate, OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription, UsageLine)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
+from workflows.organization import OrgBillingWorkflow, PaymentMethodUpdate, PaymentMethodUpdated
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
 from workflows.payment import ChargeInvoiceInput, GatewayOutcome, PaymentWorkflow, RetryRequest
 from workflows.settlement import SettleResult, SettlementWorkflow
 from workflows.shared import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
-                              activation_workflow_id, payment_workflow_id, settlement_workflow_id)
+                              activation_workflow_id, org_billing_workflow_id, payment_workflow_id,
+                              settlement_workflow_id)
 
 Clock = Callable[[], Awaitable[datetime]]
 
@@ -136,6 +139,7 @@ class BillingClient:
         at = await self.clock()
         method = await self._tokenize(org.payment_method, at) if org.payment_method else None
         await asyncio.to_thread(self._insert_org, org, method, at)
+        await start_org_billing(self.temporal, self.task_queue, org.id, self.durations)
         if method is not None:
             await self._register_mandate_if_india(org.id, method)
 
@@ -154,16 +158,21 @@ class BillingClient:
                 s.add(PaymentMethod(org_id=org.id, created_at=at, **method.model_dump()))
 
     async def update_payment_method(self, org_id: str, method: CardIn | PayPalIn,
-                                    authenticate: bool = False) -> TokenizedMethod:
-        """SPEC A4-A6: replace the organization's payment method; the card number stops at the gateway."""
+                                    authenticate: bool = False, requested_by: str = "customer") -> PaymentMethodUpdated:
+        """SPEC A4-A6, F1-F2: replace the organization's payment method (the card number stops at the gateway);
+        once it is authenticated, every failed payment is charged again. An unusable method is refused."""
         at = await self.clock()
         await asyncio.to_thread(self._require_org, org_id)
         tokenized = await self._tokenize(method, at)
-        if authenticate:
-            await asyncio.to_thread(self.gateway.authenticate, tokenized.token)
-        await asyncio.to_thread(self._replace_method, org_id, tokenized, at)
+        await start_org_billing(self.temporal, self.task_queue, org_id, self.durations)
+        handle = self.temporal.get_workflow_handle_for(OrgBillingWorkflow.run, org_billing_workflow_id(org_id))
+        try:
+            result = await handle.execute_update(OrgBillingWorkflow.update_payment_method, PaymentMethodUpdate(
+                method=tokenized, authenticate=authenticate, requested_by=requested_by))
+        except WorkflowUpdateFailedError as err:
+            raise BillingError(str(err.cause.message if err.cause else err)) from None
         await self._register_mandate_if_india(org_id, tokenized)
-        return tokenized
+        return result
 
     async def _register_mandate_if_india(self, org_id: str, method: TokenizedMethod) -> None:
         """SPEC E1: adding an India-issued card registers a mandate; the caller waits (up to ~2 minutes)."""
@@ -231,14 +240,6 @@ class BillingClient:
         if row is None:
             raise BillingError(f"organization {org_id!r} has no PROCESSING payment matching {invoice!r}")
         return row[0], row[1]
-
-    def _replace_method(self, org_id: str, method: TokenizedMethod, at: datetime) -> None:
-        with self.db.session() as s:
-            for old in s.exec(select(PaymentMethod).where(PaymentMethod.org_id == org_id,
-                                                          PaymentMethod.active == True)):  # noqa: E712
-                old.active = False
-                s.add(old)
-            s.add(PaymentMethod(org_id=org_id, created_at=at, **method.model_dump()))
 
     async def _tokenize(self, method: CardIn | PayPalIn, at: datetime) -> TokenizedMethod:
         if isinstance(method, CardIn):

@@ -19,7 +19,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from sqlmodel import SQLModel, select
-from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -39,7 +40,8 @@ from starter.temporal_setup import register_search_attributes
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
 from workflows.payment import PaymentWorkflow
-from workflows.shared import payment_workflow_id, settlement_workflow_id
+from workflows.organization import OrgBillingWorkflow
+from workflows.shared import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
 
@@ -114,6 +116,7 @@ class Simulation:
                                      task_queue=task_queue, durations=scenario.config)
         self.inbox = inbox
         self.activation_workflows: list[str] = []
+        self.created_orgs: list[str] = []
         self.payment_workflows: list[str] = []
         self.settlement_workflows: list[str] = []
         self.month_end_workflows: list[str] = []
@@ -158,6 +161,7 @@ class Simulation:
             await self.billing.create_organization(OrganizationIn(
                 id=name, name=spec.name, owners=spec.owners, billing_admins=spec.billing_admins,
                 billing_profile=spec.billing_profile, payment_method=spec.payment_method))
+            self.created_orgs.append(name)
             if spec.subscription is not None:
                 workflow_id = await self.billing.add_subscription(
                     name, SubscriptionIn(**spec.subscription.model_dump(exclude={"activation_code"})),
@@ -208,11 +212,18 @@ class Simulation:
         """Wait until every running workflow rests on something outside itself (a signal, a timer)."""
         self.payment_workflows = list(dict.fromkeys(self.payment_workflows + await asyncio.to_thread(self._payments)))
         for workflow_id, idle in ([(w, PaymentWorkflow.wait_idle) for w in self.payment_workflows]
-                                  + [(w, ActivationWorkflow.wait_idle) for w in self.activation_workflows]):
+                                  + [(w, ActivationWorkflow.wait_idle) for w in self.activation_workflows]
+                                  + [(org_billing_workflow_id(o), OrgBillingWorkflow.wait_idle)
+                                     for o in self.created_orgs]):
             handle = self.env.client.get_workflow_handle(workflow_id)
             if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
                 continue
-            await asyncio.wait_for(handle.execute_update(idle), IDLE_TIMEOUT.total_seconds())
+            try:
+                await asyncio.wait_for(handle.execute_update(idle), IDLE_TIMEOUT.total_seconds())
+            except (RPCError, WorkflowUpdateFailedError):
+                # It finished between the two calls: a finished workflow is at rest too.
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    raise
 
     def _payments(self) -> list[str]:
         """Payment workflows started by others (an activation's grace charge), found by business key."""
@@ -254,7 +265,8 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
                     await simulation.run()
                     if history_sink is not None:
                         for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
-                                            + simulation.payment_workflows + simulation.activation_workflows):
+                                            + simulation.payment_workflows + simulation.activation_workflows
+                                            + [org_billing_workflow_id(org) for org in simulation.created_orgs]):
                             handle = env.client.get_workflow_handle(workflow_id)
                             history_sink[workflow_id] = await handle.fetch_history()
             return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())

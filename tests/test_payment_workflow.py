@@ -122,7 +122,7 @@ async def test_duplicate_trigger_finds_the_running_payment(time_skipping_env, db
     assert len(_payments(db)) == 1
 
 
-async def test_retry_signal_is_ignored_unless_the_payment_waits_for_one(time_skipping_env, db, smtp, task_queue):
+async def test_a_retry_during_an_attempt_applies_only_if_that_attempt_fails(time_skipping_env, db, smtp, task_queue):
     env = time_skipping_env
     gateway = SandboxGateway(db)
     org_with_method(db, gateway, card(SCA))
@@ -130,14 +130,26 @@ async def test_retry_signal_is_ignored_unless_the_payment_waits_for_one(time_ski
     async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
         billing, handle = await _run(env, db, gateway, smtp, task_queue, invoice)
         with env.auto_time_skipping_disabled():
-            await handle.signal(PaymentWorkflow.retry, RetryRequest())  # may arrive while charging: no effect
+            await handle.signal(PaymentWorkflow.retry, RetryRequest())  # arrives while attempt 1 is charging
             state = await handle.execute_update(PaymentWorkflow.wait_idle)
-            assert state.status == "FAILED_AUTHENTICATION" and state.attempts == 1
+            assert state.status == "FAILED_AUTHENTICATION" and state.attempts in (1, 2)
+            before = state.attempts
             await billing.retry_payment("acme")
             state = await handle.execute_update(PaymentWorkflow.wait_idle)
-            assert state.attempts == 2 and state.status == "FAILED_AUTHENTICATION"
+            assert state.attempts == before + 1 and state.status == "FAILED_AUTHENTICATION"
             assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    assert [p.failure_code for p in _payments(db)] == ["authentication_required"] * 2
+    assert [p.failure_code for p in _payments(db)] == ["authentication_required"] * state.attempts
+
+
+async def test_a_retry_after_payment_changes_nothing(time_skipping_env, db, smtp, task_queue):
+    gateway = SandboxGateway(db)
+    org_with_method(db, gateway, card(VISA))
+    invoice = closed_invoice(db)
+    async with build_worker(time_skipping_env.client, db, gateway, smtp, task_queue=task_queue):
+        _, handle = await _run(time_skipping_env, db, gateway, smtp, task_queue, invoice)
+        await handle.signal(PaymentWorkflow.retry, RetryRequest())
+        state = await handle.result()
+    assert state.attempts == 1 and [p.status for p in _payments(db)] == ["PAID"]
 
 
 async def test_no_payment_method_fails_with_a_clear_code(time_skipping_env, db, smtp, task_queue):

@@ -121,7 +121,7 @@ def test_bad_input_names_the_field(changes, field, words):
     (lambda d: d["usage"][0].update(org="nobody"), "usage[0].org"),
     (lambda d: d["usage"][0].update(quantity=1.5), "usage[0].quantity"),
     (lambda d: d.update(until="2026-12-01T00:00:00Z"), "until"),
-    (lambda d: d.update(events=[{"at": "2027-01-05T00:00:00Z", "do": "revoke_mandate", "org": "acme"}]),
+    (lambda d: d.update(events=[{"at": "2027-01-05T00:00:00Z", "do": "change_support_plan", "org": "acme", "plan": "premium"}]),
      "events[0].do"),
     (lambda d: d.update(events=[{"at": "2027-01-05T00:00:00Z", "do": "teleport", "org": "acme"}]), "events[0]"),
     (lambda d: d.update(start="yesterday"), "start"),

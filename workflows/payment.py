@@ -14,11 +14,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, EmailRequest
     from activities.fx import FxActivities, FxRequest
     from activities.payments import ChargeOutcome, ChargeRequest, PaymentActivities
+    from activities.organization import InvoiceNotice, OrganizationActivities
     from activities.rbi import IssuerOutcome, PaymentRef, PrepareRequest, RbiActivities
     from billing.tables import PaymentStatus
     from workflows.shared import PAYMENT_STATUS, PAYMENT_WAITING_FOR
 
 RBI_PATCH = "rbi-payments"  # histories recorded before India payments replay without the new steps
+OVERDUE_PATCH = "overdue-tracking"  # likewise for telling the organization's workflow about unpaid invoices
 CHARGE_TIMEOUT = timedelta(seconds=60)
 EMAIL_TIMEOUT = timedelta(seconds=30)
 # Infrastructure failures retry with backoff; business declines are results, not errors.
@@ -110,14 +112,19 @@ class PaymentWorkflow:
             self._state.payments.append(outcome)
             self._state.failure_code = outcome.failure_code
             if outcome.status == PaymentStatus.PAID:
+                if attempt > 1 and workflow.patched(OVERDUE_PATCH):
+                    await self._notify_org(request, paid=True)
                 self._show(PaymentStatus.PAID, f"Paid on attempt {attempt}; sending the receipt")
                 await self._email(request, "payment_succeeded", f"payment_succeeded:{request.invoice_number}",
                                   outcome)
                 self._show(PaymentStatus.PAID, f"Paid {outcome.amount} {outcome.currency} on attempt {attempt}",
                            waiting_for=None)
-                self._busy = False
+                self._busy, self._retry_requested = False, False
                 return self._state
             self._show(outcome.status, f"Attempt {attempt} failed ({outcome.failure_code}); e-mailing the billing recipients")
+            if workflow.patched(OVERDUE_PATCH) and not self._retry_requested:
+                # D9: overdue counts from the invoice's date. With a retry already queued, the next attempt reports.
+                await self._notify_org(request, paid=False)
             await self._email(request, "payment_failed", f"payment_failed:{request.invoice_number}:{attempt}", outcome)
             self._show(outcome.status, f"Attempt {attempt} failed ({outcome.failure_code}). Waiting for a retry "
                        "signal (customer retry from the e-mail or invoice, SPEC F3)", waiting_for="retry")
@@ -127,13 +134,13 @@ class PaymentWorkflow:
 
     @workflow.signal
     def retry(self, request: RetryRequest) -> None:
-        """SPEC F3/H3: a retry is a signal; it only counts while the payment waits after a failure."""
-        if self._state is not None and self._state.waiting_for == "retry":
-            workflow.logger.info("retry requested by %s", request.requested_by)
-            self._retry_requested = True
-            self._state.waiting_for = None
-        else:
-            workflow.logger.info("retry signal ignored: the payment is not waiting for one")
+        """SPEC F3/H3: a retry is a signal. One that arrives while an attempt is in flight is kept: it applies
+        if that attempt fails (re-authentication racing a customer's retry collects once, charges once)."""
+        if self._state is not None and self._state.status == PaymentStatus.PAID:
+            workflow.logger.info("retry signal ignored: the payment is already PAID")
+            return
+        workflow.logger.info("retry requested by %s", request.requested_by)
+        self._retry_requested = True
 
     async def _rbi_processing(self, request: ChargeInvoiceInput, outcome: ChargeOutcome) -> ChargeOutcome:
         """SPEC E3-E6: PROCESSING until the issuer's outcome arrives by webhook (a signal; nothing polls)."""
@@ -175,6 +182,12 @@ class PaymentWorkflow:
                           at=workflow.now()),
             start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         return outcome.model_copy(update={"status": PaymentStatus(status), "failure_code": result.failure_code})
+
+    async def _notify_org(self, request: ChargeInvoiceInput, paid: bool) -> None:
+        await workflow.execute_activity_method(
+            OrganizationActivities.notify, InvoiceNotice(org_id=request.org_id, invoice=request.invoice_number,
+                                                         paid=paid),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
 
     async def _reverse(self, outcome: ChargeOutcome) -> None:
         if self._state.status == PaymentStatus.PENDING_REVERSAL:

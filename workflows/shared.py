@@ -30,6 +30,10 @@ def settlement_workflow_id(org_id: str, period: str) -> str:
     return f"settlement-{org_id}-{period}"
 
 
+def org_billing_workflow_id(org_id: str) -> str:
+    return f"org-billing-{org_id}"
+
+
 def activation_workflow_id(org_id: str, subscription_id: int) -> str:
     return f"activation-{org_id}-{subscription_id}"
 
