@@ -13,6 +13,7 @@ from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, Tele
 from temporalio.worker import Worker
 
 from activities.activation import ActivationActivities
+from activities.consulting import ConsultingActivities
 from activities.email import EmailActivities, SmtpSettings
 from activities.fx import FxActivities
 from activities.invoices import InvoiceActivities
@@ -20,6 +21,7 @@ from activities.organization import OrganizationActivities
 from activities.payments import PaymentActivities
 from activities.rbi import RbiActivities
 from activities.starting import StartingActivities
+from activities.support import SupportActivities
 from activities.tax import TaxActivities
 from billing import config
 from billing.config import BillingDurations
@@ -27,15 +29,17 @@ from billing.db import Database
 from billing.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
 from workflows.activation import ActivationWorkflow
+from workflows.checkout import CheckoutWorkflow
 from workflows.mandate import RegisterMandateWorkflow
 from workflows.month_end import MonthEndWorkflow
 from workflows.organization import OrgBillingWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.settlement import SettlementWorkflow
+from workflows.support_plan import SupportPlanWorkflow
 from workflows.shared import TASK_QUEUE
 
 WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow, RegisterMandateWorkflow,
-             OrgBillingWorkflow]
+             OrgBillingWorkflow, CheckoutWorkflow, SupportPlanWorkflow]
 
 
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
@@ -48,13 +52,15 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     fx = FxActivities(db)
     activation = ActivationActivities(db, email)
     rbi = RbiActivities(db, gateway, email)
+    consulting = ConsultingActivities(db)
+    support = SupportActivities(db)
     organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations())
     return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
             activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
             rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,
             rbi.record_outcome, organization.attach, organization.failed_invoices, organization.set_status,
-            organization.notify]
+            organization.notify, consulting.price, consulting.issue_invoice, support.record_change, support.add_charges]
 
 
 def install_runtime() -> None:

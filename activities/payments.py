@@ -56,6 +56,20 @@ def _outcome(payment: Payment, requires_authorization: bool = False) -> ChargeOu
                          fx_rate=payment.fx_rate, requires_authorization=requires_authorization)
 
 
+def record_invoice_outcome(s, invoice: Invoice, status: InvoiceStatus, at: datetime,
+                           amount_due: Decimal | None = None) -> None:
+    """What a payment's outcome does to its invoice, and to the tax invoice that restates it (D5, D8)."""
+    invoice.status = status
+    if amount_due is not None:
+        invoice.amount_due = amount_due
+    if status == InvoiceStatus.PAID:
+        invoice.paid_at = at
+    s.add(invoice)
+    for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
+        tax_invoice.status, tax_invoice.paid_at = invoice.status, invoice.paid_at
+        s.add(tax_invoice)
+
+
 class PaymentActivities:
     def __init__(self, db: Database, gateway: PaymentGateway) -> None:
         self.db = db
@@ -153,15 +167,6 @@ class PaymentActivities:
             s.add(payment)
             s.add(PaymentEvent(payment_id=payment.id, status=status, detail=failure_code, at=request.at))
             invoice = s.get(Invoice, request.invoice_id)
-            if succeeded:
-                invoice.status = InvoiceStatus.PAID
-                invoice.amount_due = invoice.amount_due - payment.amount
-                invoice.paid_at = request.at
-            else:
-                invoice.status = InvoiceStatus.FAILED
-            s.add(invoice)
-            # The tax invoice of a card-paid month says what happened to the card charge (D5, D8).
-            for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
-                tax_invoice.status, tax_invoice.paid_at = invoice.status, invoice.paid_at
-                s.add(tax_invoice)
+            record_invoice_outcome(s, invoice, InvoiceStatus.PAID if succeeded else InvoiceStatus.FAILED, request.at,
+                                   amount_due=invoice.amount_due - payment.amount if succeeded else None)
             return payment

@@ -13,6 +13,7 @@ from temporalio import activity
 
 from activities._context import activity_log_context
 from activities.email import EmailActivities, EmailRequest
+from activities.payments import record_invoice_outcome
 from billing.db import Database
 from billing.gateway import PaymentGateway
 from billing.tables import Invoice, InvoiceStatus, Mandate, Payment, PaymentEvent, PaymentMethod, PaymentStatus
@@ -178,12 +179,8 @@ class RbiActivities:
     def _invoice_after(s, payment: Payment, succeeded: bool, at: datetime) -> None:
         invoice = s.get(Invoice, payment.invoice_id)
         if succeeded:
-            invoice.status, invoice.amount_due, invoice.paid_at = InvoiceStatus.PAID, Decimal("0"), at
+            record_invoice_outcome(s, invoice, InvoiceStatus.PAID, at, amount_due=Decimal("0"))
         elif payment.status in (PaymentStatus.REFUNDED, PaymentStatus.CANCELLED):
-            invoice.status = InvoiceStatus.CLOSED  # the payment was undone: the amount is due again
+            record_invoice_outcome(s, invoice, InvoiceStatus.CLOSED, at)  # undone: the amount is due again
         else:
-            invoice.status = InvoiceStatus.FAILED
-        s.add(invoice)
-        for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
-            tax_invoice.status, tax_invoice.paid_at = invoice.status, invoice.paid_at
-            s.add(tax_invoice)
+            record_invoice_outcome(s, invoice, InvoiceStatus.FAILED, at)

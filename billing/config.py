@@ -36,6 +36,7 @@ class BillingDurations(BaseModel):
     rbi_authorization_window: timedelta = Field(default=timedelta(days=5))  # E4
     overdue_suspend: timedelta = Field(default=timedelta(days=30))  # D9
     overdue_lock: timedelta = Field(default=timedelta(days=60))  # D9
+    checkout_abandon: timedelta = Field(default=timedelta(hours=24))  # B3: an unconfirmed cart is abandoned
 
     @field_validator("*", mode="before")
     @classmethod

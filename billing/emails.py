@@ -69,6 +69,21 @@ def render(kind: str, org_id: str, data: dict[str, str]) -> EmailContent:
                   f"Pay by bank transfer to:\n{bank_details()}\nReference: {invoice}\n\n"
                   f"Cloud invoice and usage: {invoices_link}/{data.get('cloud_invoice', '')}\n"),
         )
+    if kind == "consulting_confirmation":
+        return EmailContent(
+            subject=f"Your Flex Consulting purchase ({data.get('level', '')}) is confirmed",
+            body=(f"Thank you for buying Flex Consulting ({data.get('level', '')}), invoice {invoice}: "
+                  f"{_money(data['amount'], data['currency'])} paid.\n\n"
+                  "Flex Consulting units are used by scheduling consulting hours: reply to this e-mail or open "
+                  f"{base}/orgs/{org_id}/support/consulting to book your first session with a consulting engineer. "
+                  "Units not scheduled stay available on your organization's Support page.\n"),
+        )
+    if kind in ("support_plan_changed",):
+        return EmailContent(
+            subject=f"Support plan: {data.get('plan', '')} from {data.get('effective', '')}",
+            body=(f"Your organization's support plan changes to {data.get('plan', '')}, effective "
+                  f"{data.get('effective', '')}. {data.get('note', '')}\n"),
+        )
     if kind in ("org_suspended", "org_locked"):
         suspended = kind == "org_suspended"
         return EmailContent(

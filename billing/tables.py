@@ -86,6 +86,34 @@ class BillingProfile(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class BillingContactChange(SQLModel, table=True):
+    """SPEC D7: every change of the billing e-mail settings, audited: who, when, old, new."""
+
+    __tablename__ = "billing_contact_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    changed_by: str = Field(max_length=320)
+    at: datetime = _ts()
+    old_billing_email: str | None = Field(default=None, max_length=320)
+    new_billing_email: str | None = Field(default=None, max_length=320)
+    old_only_invoice_emails: bool
+    new_only_invoice_emails: bool
+
+
+class SupportPlanPeriod(SQLModel, table=True):
+    """SPEC B1: an organization's support plan over time; billing follows these periods."""
+
+    __tablename__ = "support_plan_periods"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    plan: str = Field(max_length=16)  # basic | developer | premium
+    start_date: date = Field(sa_column=Column(Date, nullable=False))
+    end_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))  # exclusive
+    trial_ends: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    billing_stopped: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    recorded_at: datetime = _ts()
+
+
 class PaymentMethod(SQLModel, table=True):
     """What we keep of a card or PayPal account (SPEC A6): never the number or the CVC."""
 

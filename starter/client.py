@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -21,13 +22,17 @@ from billing.cards import CardIn, PayPalIn
 from billing.db import Database
 from billing.gateway import PaymentGateway, TokenizedMethod, verify_webhook
 from billing.invoicing import period_of
-from billing.profiles import OrganizationIn
+from billing.profiles import BillingProfileIn, OrganizationIn, check_email
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
+from billing.support import PlanChange, SupportPlan
 from billing.activation import hash_code
 from billing.config import BillingDurations
-from billing.tables import (Activation, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
-                            Mandate, OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription, UsageLine)
+from billing.tables import (Activation, BillingContactChange, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
+                            Mandate, OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription,
+                            SupportPlanPeriod, UsageLine)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
+from workflows.checkout import BillingAddress, CheckoutInput, CheckoutWorkflow
+from workflows.support_plan import ChangePlan, SupportPlanInput, SupportPlanWorkflow
 from workflows.organization import OrgBillingWorkflow, PaymentMethodUpdate, PaymentMethodUpdated
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
@@ -265,6 +270,92 @@ class BillingClient:
             await self.temporal.get_workflow_handle(activation_workflow_id(org_id, subscription_id)).signal(
                 ActivationWorkflow.usage_started, UsageStarted(first_day=first_day))
         return len(items)
+
+    async def buy_flex_consulting(self, org_id: str, level: str, price: Decimal,
+                                  address: BillingProfileIn | None = None, method: CardIn | PayPalIn | None = None,
+                                  confirm: bool = True, purchase_id: str | None = None) -> WorkflowHandle:
+        """SPEC B3: the checkout, step by step; the billing address and payment method default to the ones on
+        file (A4), and new ones are validated here first (A1-A2, A5). Returns the checkout's handle."""
+        at = await self.clock()
+        profile, on_file = await asyncio.to_thread(self._profile_and_method, org_id)
+        address = address or profile
+        tokenized = await self._tokenize(method, at) if method is not None else on_file
+        if tokenized is None:
+            raise BillingError(f"organization {org_id!r} has no payment method: give one at checkout")
+        purchase_id = purchase_id or uuid.uuid4().hex[:12]
+        handle = await self.temporal.start_workflow(
+            CheckoutWorkflow.run, CheckoutInput(org_id=org_id, purchase_id=purchase_id,
+                                                abandon_after=self.durations.checkout_abandon),
+            id=f"checkout-{org_id}-{purchase_id}", task_queue=self.task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]),
+            static_summary=f"Flex Consulting checkout of {org_id}: {level}")
+        try:
+            await handle.execute_update(CheckoutWorkflow.choose_level, args=[level, price])
+            await handle.execute_update(CheckoutWorkflow.set_billing_address, BillingAddress(
+                country=address.country, state=address.state, tax_id=address.tax_id))
+            await handle.execute_update(CheckoutWorkflow.set_payment_method, tokenized)
+            await handle.execute_update(CheckoutWorkflow.review)
+            if confirm:
+                await handle.execute_update(CheckoutWorkflow.confirm)
+        except WorkflowUpdateFailedError as err:
+            raise BillingError(str(err.cause.message if err.cause else err)) from None
+        return handle
+
+    def _profile_and_method(self, org_id: str) -> tuple[BillingProfile, TokenizedMethod | None]:
+        with self.db.session() as s:
+            profile = s.get(BillingProfile, org_id)
+            if profile is None:
+                raise BillingError(f"unknown organization {org_id!r}")
+            method = s.exec(select(PaymentMethod).where(PaymentMethod.org_id == org_id,
+                                                        PaymentMethod.active == True)  # noqa: E712
+                            .order_by(PaymentMethod.id.desc())).first()
+        return profile, None if method is None else TokenizedMethod.model_validate(method, from_attributes=True)
+
+    async def set_support_plan(self, org_id: str, plan: SupportPlan, trial_ends: date | None = None) -> None:
+        """The plan an organization starts on (B1), and its support-plan workflow."""
+        at = await self.clock()
+
+        def insert() -> None:
+            with self.db.session() as s:
+                s.add(SupportPlanPeriod(org_id=org_id, plan=plan, start_date=at.date(), trial_ends=trial_ends,
+                                        recorded_at=at))
+
+        await asyncio.to_thread(insert)
+        await self.temporal.start_workflow(
+            SupportPlanWorkflow.run, SupportPlanInput(org_id=org_id, plan=plan), id=f"support-plan-{org_id}",
+            task_queue=self.task_queue, search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]),
+            static_summary=f"Support plan of {org_id}")
+
+    async def change_support_plan(self, org_id: str, plan: SupportPlan, requested_by: str = "customer") -> PlanChange:
+        """B1: upgrade, downgrade or cancel (to Basic); effective on the 1st of next month, or at once when a
+        trial is cancelled."""
+        handle = self.temporal.get_workflow_handle_for(SupportPlanWorkflow.run, f"support-plan-{org_id}")
+        try:
+            return await handle.execute_update(SupportPlanWorkflow.change_plan,
+                                               ChangePlan(plan=plan, requested_by=requested_by))
+        except WorkflowUpdateFailedError as err:
+            raise BillingError(str(err.cause.message if err.cause else err)) from None
+
+    async def set_billing_contact(self, org_id: str, billing_email: str | None, only_invoice_emails: bool,
+                                  changed_by: str) -> None:
+        """SPEC A3/D7: set or clear the billing e-mail and the "only send invoice e-mails to it" flag; audited."""
+        billing_email = check_email(billing_email) if billing_email else None
+        at = await self.clock()
+
+        def change() -> None:
+            with self.db.session() as s:
+                profile = s.get(BillingProfile, org_id)
+                if profile is None:
+                    raise BillingError(f"unknown organization {org_id!r}")
+                s.add(BillingContactChange(org_id=org_id, changed_by=changed_by, at=at,
+                                           old_billing_email=profile.billing_email, new_billing_email=billing_email,
+                                           old_only_invoice_emails=profile.only_invoice_emails,
+                                           new_only_invoice_emails=only_invoice_emails))
+                profile.billing_email, profile.only_invoice_emails, profile.updated_at = \
+                    billing_email, only_invoice_emails, at
+                s.add(profile)
+
+        await asyncio.to_thread(change)
 
     async def add_subscription(self, org_id: str, subscription: SubscriptionIn,
                                activation_code: Literal["applied", "pending"] = "applied") -> str | None:

@@ -14,15 +14,9 @@ from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, 
 from billing.cards import PaymentMethodIn
 from billing.config import BillingDurations
 from billing.profiles import BillingProfileIn, check_email
+from billing.support import SupportPlan
 from starter.client import CreditLineIn, SubscriptionIn, UsageIn
 
-# Fields and events of SCENARIOS.md that later issues bring; a scenario using one is refused clearly.
-NOT_YET = {
-    "support_plan": "support plans (SPEC B1)",
-    "change_support_plan": "support plans (SPEC B1)",
-    "buy_flex_consulting": "Flex Consulting (SPEC B3)",
-    "set_billing_contact": "billing e-mail settings (SPEC A3, D7)",
-}
 
 
 class ScenarioError(ValueError):
@@ -48,6 +42,11 @@ class SubscriptionSpec(SubscriptionIn):
     activation_code: Literal["applied", "pending"] = "applied"
 
 
+class SupportPlanSpec(_Strict):
+    plan: SupportPlan
+    trial_ends: date | None = None
+
+
 class OrgSpec(_Strict):
     created: date | None = None
     name: str | None = None
@@ -57,7 +56,7 @@ class OrgSpec(_Strict):
     payment_method: PaymentMethodIn | None = None
     subscription: SubscriptionSpec | None = None
     credits: list[CreditLineIn] = []
-    support_plan: dict[str, Any] | None = None
+    support_plan: SupportPlanSpec | None = None
 
     @field_validator("owners", "billing_admins")
     @classmethod
@@ -113,15 +112,35 @@ class ReversePayment(_Event):
     invoice: str | int = "latest"
 
 
-class LaterEvent(_Event):
-    """An event SCENARIOS.md defines that this version cannot run yet (refused after parsing)."""
+class BuyFlexConsulting(_Event):
+    do: Literal["buy_flex_consulting"]
+    level: str
+    amount: Decimal = Field(gt=0)
 
-    model_config = ConfigDict(extra="allow")
-    do: Literal[tuple(k for k in NOT_YET if k != "support_plan")]  # type: ignore[valid-type]
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        return UsageIn._no_float(value)
+
+
+class SetBillingContact(_Event):
+    do: Literal["set_billing_contact"]
+    billing_email: str | None = None
+    only_invoice_emails: bool = False
+
+    @field_validator("billing_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return check_email(value) if value else None
+
+
+class ChangeSupportPlan(_Event):
+    do: Literal["change_support_plan"]
+    plan: SupportPlan
 
 
 Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, AuthorizePayment, RevokeMandate,
-                        ReversePayment, LaterEvent], Field(discriminator="do")]
+                        ReversePayment, BuyFlexConsulting, SetBillingContact, ChangeSupportPlan], Field(discriminator="do")]
 
 
 class Scenario(_Strict):
@@ -137,9 +156,6 @@ class Scenario(_Strict):
     def _consistent(self) -> "Scenario":
         if self.until <= self.start:
             raise ScenarioError("until", "must be after start")
-        for name, org in self.orgs.items():
-            if org.support_plan is not None:
-                raise ScenarioError(f"orgs.{name}.support_plan", f"not supported yet: arrives with {NOT_YET['support_plan']}")
         for i, line in enumerate(self.usage):
             if line.org not in self.orgs:
                 raise ScenarioError(f"usage[{i}].org", f"unknown organization {line.org!r}")
@@ -151,16 +167,13 @@ class Scenario(_Strict):
                 if subscription is None or subscription.activation_code != "pending":
                     raise ScenarioError(f"events[{i}].org", f"{event.org!r} has no subscription with a pending "
                                         "activation code")
-            if isinstance(event, LaterEvent):
-                raise ScenarioError(f"events[{i}].do", f"{event.do!r} is not supported yet: arrives with "
-                                    f"{NOT_YET[event.do]}")
             if not (self.start <= event.at <= self.until):
                 raise ScenarioError(f"events[{i}].at", "must lie between start and until")
         return self
 
 
 _TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", "authorize_payment",
-         "revoke_mandate", "reverse_payment", *NOT_YET}
+         "revoke_mandate", "reverse_payment", "buy_flex_consulting", "set_billing_contact", "change_support_plan"}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

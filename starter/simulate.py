@@ -31,14 +31,17 @@ from billing.gateway import SandboxGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
+from billing.support import SupportPlan
 from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
-                            Payment)
+                            Payment, SupportPlanPeriod)
 from starter.client import BillingClient, SubscriptionIn
-from starter.scenario import (ApplyActivationCode, AuthorizePayment, RetryPayment, ReversePayment, RevokeMandate, Scenario,
-                              UpdatePaymentMethod, utc)
+from starter.scenario import (ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
+                              ReversePayment, RevokeMandate, Scenario, SetBillingContact, UpdatePaymentMethod, utc)
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
+from workflows.checkout import CheckoutWorkflow
+from workflows.support_plan import SupportPlanWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.organization import OrgBillingWorkflow
 from workflows.shared import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
@@ -117,6 +120,8 @@ class Simulation:
         self.inbox = inbox
         self.activation_workflows: list[str] = []
         self.created_orgs: list[str] = []
+        self.checkout_workflows: list[str] = []
+        self.support_workflows: list[str] = []
         self.payment_workflows: list[str] = []
         self.settlement_workflows: list[str] = []
         self.month_end_workflows: list[str] = []
@@ -162,6 +167,9 @@ class Simulation:
                 id=name, name=spec.name, owners=spec.owners, billing_admins=spec.billing_admins,
                 billing_profile=spec.billing_profile, payment_method=spec.payment_method))
             self.created_orgs.append(name)
+            if spec.support_plan is not None:
+                await self.billing.set_support_plan(name, spec.support_plan.plan, spec.support_plan.trial_ends)
+                self.support_workflows.append(f"support-plan-{name}")
             if spec.subscription is not None:
                 workflow_id = await self.billing.add_subscription(
                     name, SubscriptionIn(**spec.subscription.model_dump(exclude={"activation_code"})),
@@ -203,6 +211,17 @@ class Simulation:
                 await self.billing.revoke_mandate(event.org)
             elif isinstance(event, ReversePayment):
                 await self.billing.reverse_payment(event.org, event.invoice)
+            elif isinstance(event, BuyFlexConsulting):
+                handle = await self.billing.buy_flex_consulting(event.org, event.level, event.amount)
+                self.checkout_workflows.append(handle.id)
+            elif isinstance(event, ChangeSupportPlan):
+                if f"support-plan-{event.org}" not in self.support_workflows:
+                    await self.billing.set_support_plan(event.org, SupportPlan.BASIC)
+                    self.support_workflows.append(f"support-plan-{event.org}")
+                await self.billing.change_support_plan(event.org, event.plan, requested_by="simulator")
+            elif isinstance(event, SetBillingContact):
+                await self.billing.set_billing_contact(event.org, event.billing_email, event.only_invoice_emails,
+                                                       changed_by="simulator")
             elif isinstance(event, ApplyActivationCode):
                 # The customer types the code from the e-mail they received: the simulator's mailbox.
                 await self.billing.apply_activation_code(event.org, self.inbox.activation_code(event.org))
@@ -210,20 +229,32 @@ class Simulation:
 
     async def _settle_down(self) -> None:
         """Wait until every running workflow rests on something outside itself (a signal, a timer)."""
+        for workflow_id in self.checkout_workflows:  # a confirmed checkout issues its invoice and starts its payment
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await self._idle(handle, CheckoutWorkflow.wait_idle)
         self.payment_workflows = list(dict.fromkeys(self.payment_workflows + await asyncio.to_thread(self._payments)))
         for workflow_id, idle in ([(w, PaymentWorkflow.wait_idle) for w in self.payment_workflows]
                                   + [(w, ActivationWorkflow.wait_idle) for w in self.activation_workflows]
                                   + [(org_billing_workflow_id(o), OrgBillingWorkflow.wait_idle)
-                                     for o in self.created_orgs]):
+                                     for o in self.created_orgs]
+                                  + [(w, SupportPlanWorkflow.wait_idle) for w in self.support_workflows]):
             handle = self.env.client.get_workflow_handle(workflow_id)
             if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
                 continue
-            try:
-                await asyncio.wait_for(handle.execute_update(idle), IDLE_TIMEOUT.total_seconds())
-            except (RPCError, WorkflowUpdateFailedError):
-                # It finished between the two calls: a finished workflow is at rest too.
-                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    raise
+            await self._idle(handle, idle)
+        for workflow_id in self.checkout_workflows:  # the purchase confirmation follows the payment
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await self._idle(handle, CheckoutWorkflow.wait_idle)
+
+    async def _idle(self, handle, idle) -> None:
+        try:
+            await asyncio.wait_for(handle.execute_update(idle), IDLE_TIMEOUT.total_seconds())
+        except (RPCError, WorkflowUpdateFailedError):
+            # It finished between the two calls: a finished workflow is at rest too.
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                raise
 
     def _payments(self) -> list[str]:
         """Payment workflows started by others (an activation's grace charge), found by business key."""
@@ -266,7 +297,8 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
                     if history_sink is not None:
                         for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
                                             + simulation.payment_workflows + simulation.activation_workflows
-                                            + [org_billing_workflow_id(org) for org in simulation.created_orgs]):
+                                            + [org_billing_workflow_id(org) for org in simulation.created_orgs]
+                                            + simulation.checkout_workflows + simulation.support_workflows):
                             handle = env.client.get_workflow_handle(workflow_id)
                             history_sink[workflow_id] = await handle.fetch_history()
             return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())
@@ -320,6 +352,8 @@ def report(db: Database, until: date) -> dict[str, Any]:
         orgs = s.exec(select(Organization).order_by(Organization.created_at, Organization.id)).all()
         credit_lines = s.exec(select(CreditLine).order_by(CreditLine.org_id, CreditLine.position)).all()
         mandates = s.exec(select(Mandate).order_by(Mandate.registered_at, Mandate.org_id, Mandate.id)).all()
+        plans = s.exec(select(SupportPlanPeriod).order_by(SupportPlanPeriod.start_date, SupportPlanPeriod.org_id,
+                                                          SupportPlanPeriod.id)).all()
     lines_of: dict[int, list[dict[str, Any]]] = {}
     for line in lines:
         lines_of.setdefault(line.invoice_id, []).append({
@@ -357,7 +391,11 @@ def report(db: Database, until: date) -> dict[str, Any]:
         "mandates": [{"org": m.org_id, "status": m.status, "limit": format_amount(m.limit, m.currency),
                       "currency": m.currency, "registered_at": _stamp(m.registered_at),
                       "revoked_at": _stamp(m.revoked_at)} for m in mandates],
-        "support_plans": [],
+        "support_plans": [{"org": p.org_id, "plan": p.plan, "effective": p.start_date.isoformat(),
+                           "until": None if p.end_date is None else p.end_date.isoformat(),
+                           "trial_ends": None if p.trial_ends is None else p.trial_ends.isoformat(),
+                           "billing_stopped": None if p.billing_stopped is None else p.billing_stopped.isoformat()}
+                          for p in plans],
         "organizations": [{"org": org.id, "status": org.status} for org in orgs],
         "emails": [{"org": e.org_id, "to": json.loads(e.recipients), "kind": e.kind, "subject": e.subject,
                     "at": _stamp(e.created_at)} for e in emails],

@@ -17,11 +17,12 @@ from billing.logging import configure_logging
 from worker import install_runtime
 
 HERE = Path(__file__).parent
-WORKFLOW_KINDS = ["month-end", "settlement", "payment", "activation", "mandate", "org-billing"]  # workflow ID prefixes (workflows/shared.py)
+WORKFLOW_KINDS = ["month-end", "settlement", "payment", "activation", "mandate", "org-billing", "checkout",
+                  "support-plan"]  # workflow ID prefixes (workflows/shared.py)
 RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "subscriptions/credit_lines.yaml",
             "subscriptions/prepaid_eur.yaml", "activation/applied_day_12.yaml", "activation/never_applied.yaml",
             "rbi/processing_paid.yaml", "rbi/authorize_revoke_reverse.yaml", "recovery/sca_authenticate.yaml",
-            "recovery/overdue.yaml"]
+            "recovery/overdue.yaml", "support/flex_consulting.yaml", "support/support_plans.yaml"]
 
 
 async def main(force: bool) -> None:

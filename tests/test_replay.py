@@ -16,7 +16,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_recorded_for_every_workflow():
     recorded = {path.name.split("--")[1].removesuffix(".json") for path in HISTORIES}
-    assert recorded >= {"payment", "settlement", "month-end", "activation", "org-billing"}
+    assert recorded >= {"payment", "settlement", "month-end", "activation", "org-billing", "checkout", "support-plan"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -37,6 +37,12 @@ class ChargeInvoiceInput(BaseModel):
     currency: str
     refundable: bool = True  # SPEC D2: charges for usage after a missed activation grace period are not
     rbi_authorization_window: timedelta = timedelta(days=5)  # SPEC E4, H4
+    notify_workflow_id: str | None = None  # a workflow to tell of each outcome (a Flex Consulting checkout)
+
+
+class PaymentNotice(BaseModel):
+    invoice: str
+    status: str
 
 
 class RetryRequest(BaseModel):
@@ -117,6 +123,7 @@ class PaymentWorkflow:
                 self._show(PaymentStatus.PAID, f"Paid on attempt {attempt}; sending the receipt")
                 await self._email(request, "payment_succeeded", f"payment_succeeded:{request.invoice_number}",
                                   outcome)
+                await self._tell_origin(request, outcome)
                 self._show(PaymentStatus.PAID, f"Paid {outcome.amount} {outcome.currency} on attempt {attempt}",
                            waiting_for=None)
                 self._busy, self._retry_requested = False, False
@@ -126,6 +133,7 @@ class PaymentWorkflow:
                 # D9: overdue counts from the invoice's date. With a retry already queued, the next attempt reports.
                 await self._notify_org(request, paid=False)
             await self._email(request, "payment_failed", f"payment_failed:{request.invoice_number}:{attempt}", outcome)
+            await self._tell_origin(request, outcome)
             self._show(outcome.status, f"Attempt {attempt} failed ({outcome.failure_code}). Waiting for a retry "
                        "signal (customer retry from the e-mail or invoice, SPEC F3)", waiting_for="retry")
             self._busy = False
@@ -182,6 +190,12 @@ class PaymentWorkflow:
                           at=workflow.now()),
             start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         return outcome.model_copy(update={"status": PaymentStatus(status), "failure_code": result.failure_code})
+
+    async def _tell_origin(self, request: ChargeInvoiceInput, outcome: ChargeOutcome) -> None:
+        """A workflow that asked for this payment (a Flex Consulting checkout) hears of each outcome."""
+        if request.notify_workflow_id:
+            await workflow.get_external_workflow_handle(request.notify_workflow_id).signal(
+                "payment_outcome", PaymentNotice(invoice=request.invoice_number, status=outcome.status.value))
 
     async def _notify_org(self, request: ChargeInvoiceInput, paid: bool) -> None:
         await workflow.execute_activity_method(

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.fx import FxActivities, FxRequest
     from activities.invoices import CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary
     from activities.starting import StartingActivities
+    from activities.support import SupportActivities, SupportChargeRequest
     from activities.tax import TaxActivities, TaxRequest
     from billing.invoicing import last_day_of
     from billing.tax import Product
@@ -72,6 +73,11 @@ class SettlementWorkflow:
         return SettleResult(invoice=invoice, payment_workflow_id=started.workflow_id)
 
     async def _finalize(self, request: SettleInput, invoice: InvoiceSummary) -> InvoiceSummary:
+        if workflow.patched("support-plans"):
+            support = await workflow.execute_local_activity_method(
+                SupportActivities.add_charges, SupportChargeRequest(invoice_id=invoice.invoice_id), **LOCAL)
+            if support:
+                invoice = invoice.model_copy(update={"billed_usage": invoice.billed_usage + support})
         tax_lines = []
         if invoice.taxable:
             workflow.set_current_details(f"Computing the tax of {invoice.number}")

@@ -1,0 +1,58 @@
+"""Support plans (SPEC B1): when changes take effect and what a month of support costs."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from hypothesis import given, strategies as st
+
+from billing.support import PlanPeriod, PlanPrice, SupportPlan, change_plan, support_charges
+
+DEV, PREMIUM, BASIC = SupportPlan.DEVELOPER, SupportPlan.PREMIUM, SupportPlan.BASIC
+PRICES = {DEV: PlanPrice(rate=Decimal("0.20"), minimum=Decimal("49.00")),
+          PREMIUM: PlanPrice(rate=Decimal("0.70"), minimum=Decimal("799.00"))}
+
+
+def test_an_upgrade_on_the_15th_takes_effect_on_the_1st_of_next_month():
+    periods, change = change_plan([PlanPeriod(plan=DEV, start=date(2027, 1, 1))], PREMIUM, date(2027, 1, 15))
+    assert change.effective == date(2027, 2, 1) and change.billing_stopped is None
+    assert [(p.plan, p.start, p.end) for p in periods] == [(DEV, date(2027, 1, 1), date(2027, 2, 1)),
+                                                           (PREMIUM, date(2027, 2, 1), None)]
+    assert [(l.plan, l.days) for l in support_charges(periods, "2027-01", Decimal("1000"), PRICES)] == [(DEV, 31)]
+    assert [(l.plan, l.days) for l in support_charges(periods, "2027-02", Decimal("1000"), PRICES)] == [(PREMIUM, 28)]
+
+
+def test_cancelling_during_the_trial_stops_billing_at_once():
+    trial = PlanPeriod(plan=DEV, start=date(2027, 1, 1), trial_ends=date(2027, 1, 15))
+    periods, change = change_plan([trial], BASIC, date(2027, 1, 10))
+    assert (change.effective, change.billing_stopped) == (date(2027, 1, 10), date(2027, 1, 10))
+    assert support_charges(periods, "2027-01", Decimal("1000"), PRICES) == []  # nothing billed: all trial
+
+
+def test_cancelling_after_the_trial_takes_effect_next_month():
+    trial = PlanPeriod(plan=DEV, start=date(2027, 1, 1), trial_ends=date(2027, 1, 15))
+    periods, change = change_plan([trial], BASIC, date(2027, 1, 20))
+    assert change.effective == date(2027, 2, 1) and change.billing_stopped is None
+    [line] = support_charges(periods, "2027-01", Decimal("1000"), PRICES)
+    assert line.days == 17  # billed from the end of the trial (15th) to the end of January
+
+
+def test_the_charge_is_a_share_of_usage_with_a_monthly_minimum():
+    periods = [PlanPeriod(plan=DEV, start=date(2027, 1, 1))]
+    assert support_charges(periods, "2027-01", Decimal("100"), PRICES)[0].amount == Decimal("49.00")
+    assert support_charges(periods, "2027-01", Decimal("1000"), PRICES)[0].amount == Decimal("200.00")
+
+
+def test_a_second_change_before_the_first_takes_effect_replaces_it():
+    periods, _ = change_plan([PlanPeriod(plan=DEV, start=date(2027, 1, 1))], PREMIUM, date(2027, 1, 10))
+    periods, change = change_plan(periods, BASIC, date(2027, 1, 20))
+    assert [(p.plan, p.start) for p in periods] == [(DEV, date(2027, 1, 1)), (BASIC, date(2027, 2, 1))]
+
+
+@given(usage=st.decimals(min_value=0, max_value=1_000_000, places=2), day=st.integers(min_value=1, max_value=28))
+def test_prorated_charges_never_exceed_a_full_month_and_are_rounded(usage, day):
+    periods, _ = change_plan([PlanPeriod(plan=DEV, start=date(2027, 2, 1))], PREMIUM, date(2027, 2, day))
+    full = max(PRICES[DEV].rate * usage, PRICES[DEV].minimum)
+    [line] = support_charges(periods, "2027-02", usage, PRICES)
+    assert line.amount == line.amount.quantize(Decimal("0.01")) and line.amount <= full + Decimal("0.005")

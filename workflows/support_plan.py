@@ -1,0 +1,91 @@
+"""An organization's support plan (SPEC B1): a change is recorded at once and takes effect on the 1st of next
+month, a timer to that instant that operators see; cancelling during the trial stops billing immediately."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time, timedelta, timezone
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.email import EmailActivities, EmailRequest
+    from activities.support import PlanChangeRequest, SupportActivities
+    from billing.support import PlanChange, SupportPlan
+
+ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
+
+
+class SupportPlanInput(BaseModel):
+    org_id: str
+    plan: SupportPlan = SupportPlan.BASIC
+    pending: PlanChange | None = None  # carried over continue-as-new
+
+
+class ChangePlan(BaseModel):
+    plan: SupportPlan
+    requested_by: str = "customer"
+
+
+@workflow.defn
+class SupportPlanWorkflow:
+    def __init__(self) -> None:
+        self._pending: PlanChange | None = None
+        self._changed = False
+        self._busy = True
+
+    @workflow.run
+    async def run(self, request: SupportPlanInput) -> None:
+        self._org, self._plan, self._pending = request.org_id, request.plan, request.pending
+        changes = 0
+        while changes < 100:
+            self._busy = False
+            timeout = None
+            if self._pending is not None:
+                effective = datetime.combine(self._pending.effective, time(0), tzinfo=timezone.utc)
+                timeout = max(effective - workflow.now(), timedelta(0))
+                workflow.set_current_details(f"{self._plan.value.title()} until {self._pending.effective}; then "
+                                             f"{self._pending.plan.value.title()} (timer to that instant)")
+            else:
+                workflow.set_current_details(f"{self._plan.value.title()} support")
+            try:
+                await workflow.wait_condition(lambda: self._changed, timeout=timeout)
+            except asyncio.TimeoutError:
+                self._plan, self._pending = self._pending.plan, None  # the change took effect
+            self._busy, self._changed = True, False
+            changes += 1
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(SupportPlanInput(org_id=self._org, plan=self._plan, pending=self._pending))
+
+    @workflow.update
+    async def change_plan(self, request: ChangePlan) -> PlanChange:
+        change = await workflow.execute_activity_method(
+            SupportActivities.record_change, PlanChangeRequest(org_id=self._org, plan=request.plan,
+                                                               at=workflow.now()), **ACTIVITY)
+        if change.billing_stopped is not None:
+            self._plan, self._pending = change.plan, None
+            note = f"Cancelled during the trial: billing stopped on {change.billing_stopped}."
+        else:
+            self._pending = change
+            note = "Billing changes on the first day of the next month."
+        self._changed = True
+        await workflow.execute_activity_method(
+            EmailActivities.send_email,
+            EmailRequest(key=f"support_plan_changed:{self._org}:{workflow.now().isoformat()}", org_id=self._org,
+                         kind="support_plan_changed", at=workflow.now(),
+                         data={"plan": change.plan.value.title(), "effective": change.effective.isoformat(),
+                               "note": note}), **ACTIVITY)
+        return change
+
+    @change_plan.validator
+    def _check(self, request: ChangePlan) -> None:
+        target = self._pending.plan if self._pending is not None else self._plan
+        if request.plan == target:
+            raise ValueError(f"plan: the organization is already on (or moving to) {request.plan.value}")
+
+    @workflow.update
+    async def wait_idle(self) -> str:
+        await workflow.wait_condition(lambda: not self._busy and not self._changed)
+        return self._plan.value
