@@ -98,6 +98,9 @@ async def test_prepaid_credits_cover_what_they_can_and_eur_tax_invoices_convert_
         ("EUR", "0.90", "1080.00", "216.00", "1296.00"),   # 1,200 USD billed + FR VAT at 0.90 on 31 January
         ("EUR", "0.95", "950.00", "190.00", "1140.00"),   # the 15 February rate is in force at the end of February
     ]
+    # SPEC A3 with no billing e-mail set: the tax invoice goes to the owners and billing admins.
+    assert {tuple(e["to"]) for e in output["emails"] if e["org"] == "euro" and e["kind"] == "tax_invoice"} == {
+        ("owner@euro.test",)}
 
 
 async def test_every_earlier_scenario_balances_to_the_cent():
