@@ -7,10 +7,13 @@ Each runs in one database transaction keyed by the invoice's business key, so a 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
+from sqlalchemy import Integer, Numeric, Text, cast, insert, literal, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 from temporalio import activity
@@ -18,7 +21,7 @@ from temporalio import activity
 from activities._context import activity_log_context
 from billing.credits import CreditLineState, draw_credits
 from billing.db import Database
-from billing.invoicing import CLOUD_CURRENCY, UsageItem, build_cloud_invoice, invoice_number, last_day_of
+from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_day_of, price_usage
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
 from billing.tables import (Activation, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
@@ -184,9 +187,16 @@ class InvoiceActivities:
             return summary
 
     def _create(self, s: Session, key: str, request: CloseInvoiceRequest) -> Invoice:
-        rows = s.exec(select(UsageLine).where(UsageLine.org_id == request.org_id, UsageLine.period == request.period)
-                      .order_by(UsageLine.id)).all()
-        draft = build_cloud_invoice(UsageItem.model_validate(row, from_attributes=True) for row in rows)
+        # Tuples, not ORM objects, and one statement for all the lines: an organization may have a million (issue 4).
+        usage = UsageLine.__table__.c
+        postgres = s.get_bind().dialect.name == "postgresql"
+        quantity, unit_price = usage.quantity, usage.unit_price
+        if postgres:  # the driver hands NUMERIC over as Decimal already: skip ExactDecimal's conversion of each value
+            quantity, unit_price = type_coerce(quantity, Numeric(20, 6)), type_coerce(unit_price, Numeric(20, 6))
+        rows = s.connection().execute(
+            select(usage.project, usage.service, quantity, unit_price, usage.id)
+            .where(usage.org_id == request.org_id, usage.period == request.period).order_by(usage.id)).all()
+        draft = price_usage(row[:4] for row in rows)
         sub = _subscription(s, request.org_id)
         terms = _terms(sub) if sub is not None else None
         state = (CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
@@ -210,8 +220,23 @@ class InvoiceActivities:
         s.add(invoice)
         s.flush()
         invoice.number = invoice_number(request.period, invoice.id)
-        for position, line in enumerate(draft.lines):
-            s.add(InvoiceLine(invoice_id=invoice.id, position=position, **line.model_dump()))
+        # The database copies each usage row into a line, with the amount priced above (M1) joined by usage id.
+        ids = [row[4] for row in rows]
+        if postgres:  # array literals (digits and points only) cost less than the driver's per-element adapter
+            priced = func.unnest(cast(literal("{" + ",".join(map(str, ids)) + "}", Text), ARRAY(Integer)),
+                                 cast(literal("{" + ",".join(map(str, draft.amounts)) + "}", Text), ARRAY(Numeric))
+                                 ).table_valued("usage_id", "amount", with_ordinality="n").render_derived()
+            usage_id, amount, position = priced.c.usage_id, priced.c.amount, priced.c.n - 1
+        else:  # SQLite: [id, amount] pairs in JSON, each amount as the text ExactDecimal stores
+            priced = func.json_each(json.dumps([[i, str(a)] for i, a in zip(ids, draft.amounts)])).table_valued(
+                "key", "value")
+            usage_id, amount = func.json_extract(priced.c.value, "$[0]"), func.json_extract(priced.c.value, "$[1]")
+            position = priced.c.key
+        copied = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
+        s.connection().execute(insert(InvoiceLine.__table__).from_select(
+            ["invoice_id", "position", *copied, "amount"],
+            select(literal(invoice.id, Integer), position, *(usage[name] for name in copied), amount)
+            .join_from(priced, UsageLine.__table__, usage.id == usage_id).order_by(position)))
         s.add(invoice)
         return invoice
 
