@@ -21,7 +21,7 @@ from activities.starting import start_payment_workflow
 from billing.cards import CardIn, PayPalIn
 from billing.db import Database
 from billing.gateway import PaymentGateway, TokenizedMethod, verify_webhook
-from billing.invoicing import period_of
+from billing.invoicing import UsageItem, period_of
 from billing.profiles import BillingProfileIn, OrganizationIn, check_email
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from billing.support import PlanChange, SupportPlan
@@ -49,20 +49,10 @@ async def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class UsageIn(BaseModel):
-    """A rated usage line item (the product does not price resources)."""
+class UsageIn(UsageItem):
+    """A rated usage line item as the backend sends it (the product does not price resources): checked here."""
 
     model_config = ConfigDict(extra="forbid")
-
-    project: str
-    deployment: str | None = None
-    service: str
-    sku: str
-    start_date: date
-    end_date: date
-    quantity: Decimal
-    unit: str = ""
-    unit_price: Decimal
 
     @field_validator("quantity", "unit_price", mode="before")
     @classmethod
