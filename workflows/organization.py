@@ -57,17 +57,17 @@ class PaymentMethodUpdated(BaseModel):
 
 @workflow.defn
 class OrgBillingWorkflow:
-    def __init__(self) -> None:
-        self._state = OrgBillingState()
+    @workflow.init
+    def __init__(self, request: OrgBillingInput) -> None:
+        # Set from the input here, not in run(): an update can arrive in the very first activation (H3).
+        self._request = request
+        self._state = request.state or OrgBillingState()
         self._changed = False
         self._lock = asyncio.Lock()
         self._busy = True
 
     @workflow.run
     async def run(self, request: OrgBillingInput) -> None:
-        self._request = request
-        if request.state is not None:
-            self._state = request.state
         while True:
             await self._reconcile()
             self._busy = False

@@ -31,14 +31,15 @@ class ChangePlan(BaseModel):
 
 @workflow.defn
 class SupportPlanWorkflow:
-    def __init__(self) -> None:
-        self._pending: PlanChange | None = None
+    @workflow.init
+    def __init__(self, request: SupportPlanInput) -> None:
+        # Set from the input here, not in run(): an update can arrive in the very first activation.
+        self._org, self._plan, self._pending = request.org_id, request.plan, request.pending
         self._changed = False
         self._busy = True
 
     @workflow.run
     async def run(self, request: SupportPlanInput) -> None:
-        self._org, self._plan, self._pending = request.org_id, request.plan, request.pending
         changes = 0
         while changes < 100:
             self._busy = False
