@@ -80,6 +80,10 @@ def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: Sm
         activities=activities_for(client, task_queue, db, gateway, smtp, durations),
         activity_executor=executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
+        # Bounded so that a month-end burst of 10,000 settlements does not starve workflow tasks past their
+        # timeout (which would re-run their local activities): measured in bench/settlement.py.
+        max_concurrent_workflow_tasks=20,
+        max_concurrent_local_activities=8,
     )
 
 
