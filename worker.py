@@ -45,17 +45,18 @@ WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWo
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
                    smtp: SmtpSettings, durations: BillingDurations | None = None) -> list:
     payments = PaymentActivities(db, gateway)
-    invoices = InvoiceActivities(db)
     email = EmailActivities(db, smtp)
     starting = StartingActivities(client, task_queue, db, durations or BillingDurations())
     tax = TaxActivities(db)
+    invoices = InvoiceActivities(db, tax)
     fx = FxActivities(db)
     activation = ActivationActivities(db, email)
     rbi = RbiActivities(db, gateway, email)
     consulting = ConsultingActivities(db)
     support = SupportActivities(db)
     organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations())
-    return [payments.charge_payment, invoices.close_cloud_invoice, invoices.finalize_invoice, tax.compute_tax,
+    return [payments.charge_payment, invoices.settle_cloud_invoice, invoices.close_cloud_invoice,
+            invoices.finalize_invoice, tax.compute_tax,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
             activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
             rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,

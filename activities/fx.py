@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
-from sqlmodel import select
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -34,9 +34,16 @@ class FxActivities:
         if request.currency == "USD":
             return FxQuote(currency="USD", rate=Decimal("1"))
         with self.db.session() as s:
-            row = s.exec(select(FxRate).where(FxRate.currency == request.currency, FxRate.effective_at <= request.at)
-                         .order_by(FxRate.effective_at.desc())).first()
-        if row is None:
-            raise ApplicationError(f"no USD->{request.currency} rate in force at {request.at.isoformat()}",
-                                   type="NoFxRate", non_retryable=True)
-        return FxQuote(currency=row.currency, rate=row.rate, effective_at=row.effective_at)
+            return rate_in_force(s, request)
+
+
+def rate_in_force(s: Session, request: FxRequest) -> FxQuote:
+    """The newest USD -> currency rate effective at `request.at`, read in session `s`."""
+    if request.currency == "USD":
+        return FxQuote(currency="USD", rate=Decimal("1"))
+    row = s.exec(select(FxRate).where(FxRate.currency == request.currency, FxRate.effective_at <= request.at)
+                 .order_by(FxRate.effective_at.desc())).first()
+    if row is None:
+        raise ApplicationError(f"no USD->{request.currency} rate in force at {request.at.isoformat()}",
+                               type="NoFxRate", non_retryable=True)
+    return FxQuote(currency=row.currency, rate=row.rate, effective_at=row.effective_at)

@@ -19,14 +19,17 @@ from sqlmodel import Session, func, select
 from temporalio import activity
 
 from activities._context import activity_log_context
+from activities.fx import FxRequest, rate_in_force
+from activities.support import add_support_lines
+from activities.tax import TaxActivities, TaxRequest
 from billing.credits import CreditLineState, draw_credits
 from billing.db import Database
-from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_day_of, price_usage
+from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_day_of, period_end, price_usage
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
 from billing.tables import (Activation, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
                             PaymentStatus, Subscription, UsageLine)
-from billing.tax import TaxLine
+from billing.tax import Product, TaxLine
 
 
 class CloseInvoiceRequest(BaseModel):
@@ -64,6 +67,12 @@ class InvoiceSummary(BaseModel):
     tax_invoice: TaxInvoiceSummary | None = None
 
 
+class SettleInvoiceRequest(BaseModel):
+    org_id: str
+    period: str  # YYYY-MM
+    at: datetime
+
+
 class FinalizeRequest(BaseModel):
     invoice_id: int
     tax_lines: list[TaxLine]
@@ -72,7 +81,10 @@ class FinalizeRequest(BaseModel):
 
 
 def _tax_invoice_summary(s: Session, invoice: Invoice) -> TaxInvoiceSummary | None:
-    tax_invoice = s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)).first()
+    return _tax_summary_of(s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)).first())
+
+
+def _tax_summary_of(tax_invoice: Invoice | None) -> TaxInvoiceSummary | None:
     if tax_invoice is None:
         return None
     return TaxInvoiceSummary(invoice_id=tax_invoice.id, number=tax_invoice.number, currency=tax_invoice.currency,
@@ -96,8 +108,14 @@ def _tax_invoice_currency(sub: Subscription | None, period: str) -> str | None:
     return sub.currency
 
 
-def summarize(s: Session, invoice: Invoice, created: bool) -> InvoiceSummary:
-    sub = _subscription(s, invoice.org_id)
+_UNKNOWN = object()
+
+
+def summarize(s: Session, invoice: Invoice, created: bool, sub: Subscription | None | object = _UNKNOWN,
+              tax_invoice: TaxInvoiceSummary | None | object = _UNKNOWN) -> InvoiceSummary:
+    """The invoice as workflows see it; `sub` and `tax_invoice` are read unless the caller has them already."""
+    if sub is _UNKNOWN:
+        sub = _subscription(s, invoice.org_id)
     return InvoiceSummary(invoice_id=invoice.id, number=invoice.number, org_id=invoice.org_id,
                           period=invoice.period, kind=invoice.kind, status=invoice.status,
                           currency=invoice.currency, billed_usage=invoice.billed_usage, tax=invoice.tax,
@@ -105,7 +123,7 @@ def summarize(s: Session, invoice: Invoice, created: bool) -> InvoiceSummary:
                           billing_mode=invoice.billing_mode, taxable=invoice.billing_mode != "marketplace",
                           refundable=invoice.billing_mode != "grace_charge",
                           tax_invoice_currency=_tax_invoice_currency(sub, invoice.period),
-                          tax_invoice=_tax_invoice_summary(s, invoice))
+                          tax_invoice=_tax_invoice_summary(s, invoice) if tax_invoice is _UNKNOWN else tax_invoice)
 
 
 def _apply_credits(s: Session, invoice: Invoice, at: datetime, amount: Decimal, key: str) -> Decimal:
@@ -163,8 +181,57 @@ def _apply_credits_and_status(s: Session, invoice: Invoice, at: datetime, amount
 
 
 class InvoiceActivities:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, tax: TaxActivities | None = None) -> None:
         self.db = db
+        self.tax = tax or TaxActivities(db)
+
+    @activity.defn(name="settle_cloud_invoice")
+    def settle_cloud_invoice(self, request: SettleInvoiceRequest) -> InvoiceSummary:
+        """The whole month-end of one organization's cloud invoice in one transaction: close it (rate the usage,
+        apply the subscription, D1), add the support lines (B1), tax it (C1-C4), draw the credits (D3, D6), decide
+        its status (D8) and issue the tax invoice (D5, M2). Keyed by the invoice's business key: a retry, a second
+        settlement or a crash after commit changes nothing, and a crash before commit leaves nothing half-written."""
+        key = f"{request.org_id}:{request.period}:cloud"
+        with activity_log_context(org_id=request.org_id, period=request.period) as log:
+            try:
+                with self.db.session() as s:
+                    sub = _subscription(s, request.org_id)
+                    invoice = s.exec(select(Invoice).where(Invoice.key == key)).first()
+                    created = invoice is None
+                    if invoice is None:
+                        invoice = self._create(s, key, request, sub)
+                    if invoice.status == InvoiceStatus.PENDING:  # new, or closed by the earlier two-step settlement
+                        tax_invoice = self._finalize_pending(s, invoice, sub, request)
+                        summary = summarize(s, invoice, created, sub, _tax_summary_of(tax_invoice))
+                    else:
+                        summary = summarize(s, invoice, created, sub)
+            except IntegrityError:
+                # A concurrent attempt settled it first: the unique business key refused the duplicate.
+                with self.db.session() as s:
+                    return summarize(s, s.exec(select(Invoice).where(Invoice.key == key)).one(), created=False)
+            if created:
+                log.info("cloud invoice settled", invoice=summary.number, billed_usage=str(summary.billed_usage),
+                         tax=str(summary.tax), total=str(summary.total), status=summary.status,
+                         billing_mode=summary.billing_mode, amount_due=str(summary.amount_due))
+            else:
+                log.info("cloud invoice already settled", invoice=summary.number, status=summary.status)
+            return summary
+
+    def _finalize_pending(self, s: Session, invoice: Invoice, sub: Subscription | None,
+                          request: SettleInvoiceRequest) -> Invoice | None:
+        """What the two-step settlement did between close and finalize, in the same transaction."""
+        add_support_lines(s, invoice)
+        tax_lines: list[TaxLine] = []
+        if invoice.billing_mode != "marketplace":  # the marketplace taxes its own invoice (seed 004)
+            tax_lines = self.tax.quote_in(s, TaxRequest(
+                org_id=invoice.org_id, product=Product.ATLAS, amount=invoice.billed_usage, currency=invoice.currency,
+                on=last_day_of(invoice.period))).lines
+        currency = _tax_invoice_currency(sub, invoice.period)
+        fx_rate = None
+        if currency not in (None, invoice.currency):
+            fx_rate = rate_in_force(s, FxRequest(currency=currency, at=period_end(invoice.period))).rate
+        return self._finalize(s, invoice, FinalizeRequest(invoice_id=invoice.id, tax_lines=tax_lines,
+                                                          fx_rate=fx_rate, at=request.at), sub)
 
     @activity.defn(name="close_cloud_invoice")
     def close_cloud_invoice(self, request: CloseInvoiceRequest) -> InvoiceSummary:
@@ -176,8 +243,9 @@ class InvoiceActivities:
                     if existing is not None:
                         log.info("cloud invoice already closed", invoice=existing.number)
                         return summarize(s, existing, created=False)
-                    invoice = self._create(s, key, request)
-                    summary = summarize(s, invoice, created=True)
+                    sub = _subscription(s, request.org_id)
+                    invoice = self._create(s, key, request, sub)
+                    summary = summarize(s, invoice, True, sub, None)
             except IntegrityError:
                 # A concurrent attempt closed it first: the unique business key refused the duplicate.
                 with self.db.session() as s:
@@ -186,7 +254,8 @@ class InvoiceActivities:
                      billing_mode=summary.billing_mode)
             return summary
 
-    def _create(self, s: Session, key: str, request: CloseInvoiceRequest) -> Invoice:
+    def _create(self, s: Session, key: str, request: CloseInvoiceRequest | SettleInvoiceRequest,
+                sub: Subscription | None) -> Invoice:
         # Tuples, not ORM objects, and one statement for all the lines: an organization may have a million (issue 4).
         usage = UsageLine.__table__.c
         postgres = s.get_bind().dialect.name == "postgresql"
@@ -197,7 +266,6 @@ class InvoiceActivities:
             select(usage.project, usage.service, quantity, unit_price, usage.id)
             .where(usage.org_id == request.org_id, usage.period == request.period).order_by(usage.id)).all()
         draft = price_usage(row[:4] for row in rows)
-        sub = _subscription(s, request.org_id)
         terms = _terms(sub) if sub is not None else None
         state = (CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
                                  cumulative_billed=sub.cumulative_billed, months_billed=sub.months_billed)
@@ -248,26 +316,34 @@ class InvoiceActivities:
             invoice = s.get(Invoice, request.invoice_id)
             if invoice.status != InvoiceStatus.PENDING:
                 return summarize(s, invoice, created=False)
-            at = request.at or invoice.created_at
-            tax = sum((line.amount for line in request.tax_lines), Decimal("0"))
-            for position, line in enumerate(request.tax_lines):
-                s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
-            invoice.tax = tax
-            invoice.total = invoice.billed_usage + tax
-            invoice.billing_mode = _awaiting_activation(s, invoice)
-            _apply_credits_and_status(s, invoice, at)
-            s.add(invoice)
-            currency = _tax_invoice_currency(_subscription(s, invoice.org_id), invoice.period)
-            if currency is not None:
-                self._issue_tax_invoice(s, invoice, request, currency, at)
-            summary = summarize(s, invoice, created=True)
+            sub = _subscription(s, invoice.org_id)
+            tax_invoice = self._finalize(s, invoice, request, sub)
+            summary = summarize(s, invoice, True, sub, _tax_summary_of(tax_invoice))
         with activity_log_context(org_id=invoice.org_id, invoice=invoice.number) as log:
             log.info("invoice finalized", total=str(invoice.total), tax=str(invoice.tax), status=invoice.status,
                      credits_applied=str(invoice.credits_applied), amount_due=str(invoice.amount_due))
         return summary
 
+    def _finalize(self, s: Session, invoice: Invoice, request: FinalizeRequest,
+                  sub: Subscription | None) -> Invoice | None:
+        """Tax lines, credits, status and (when the subscription gets one) the tax invoice, which it returns."""
+        at = request.at or invoice.created_at
+        tax = sum((line.amount for line in request.tax_lines), Decimal("0"))
+        for position, line in enumerate(request.tax_lines):
+            s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
+        invoice.tax = tax
+        invoice.total = invoice.billed_usage + tax
+        invoice.billing_mode = _awaiting_activation(s, invoice)
+        _apply_credits_and_status(s, invoice, at)
+        s.add(invoice)
+        currency = _tax_invoice_currency(sub, invoice.period)
+        if currency is None:
+            return None
+        return self._issue_tax_invoice(s, invoice, request, currency, at)
+
     @staticmethod
-    def _issue_tax_invoice(s: Session, cloud: Invoice, request: FinalizeRequest, currency: str, at: datetime) -> None:
+    def _issue_tax_invoice(s: Session, cloud: Invoice, request: FinalizeRequest, currency: str,
+                           at: datetime) -> Invoice:
         """SPEC D5/M2: the amount to pay, in the subscription's currency at the rate in force at period end."""
         rate = Decimal("1") if currency == CLOUD_CURRENCY else request.fx_rate
         if rate is None:
@@ -289,3 +365,4 @@ class InvoiceActivities:
         s.add(tax_invoice)
         for position, line in enumerate(tax_lines):
             s.add(InvoiceTaxLine(invoice_id=tax_invoice.id, position=position, **line.model_dump()))
+        return tax_invoice

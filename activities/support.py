@@ -59,23 +59,33 @@ class SupportActivities:
     def add_charges(self, request: SupportChargeRequest) -> Decimal:
         """The support charge is its own line on the cloud invoice, part of its usage (taxed as Atlas, TAX.md)."""
         with self.db.session() as s:
-            invoice = s.get(Invoice, request.invoice_id)
-            if invoice.status != InvoiceStatus.PENDING or s.exec(select(InvoiceLine).where(
-                    InvoiceLine.invoice_id == invoice.id, InvoiceLine.service == "Support")).first() is not None:
-                return Decimal("0")
-            lines = support_charges(_domain(load_periods(s, invoice.org_id)), invoice.period, invoice.usage)
-            position = s.exec(select(func.count()).select_from(InvoiceLine)
-                              .where(InvoiceLine.invoice_id == invoice.id)).one()
-            first, last = date.fromisoformat(f"{invoice.period}-01"), last_day_of(invoice.period)
-            for offset, line in enumerate(lines):
-                s.add(InvoiceLine(invoice_id=invoice.id, position=position + offset, project="-", service="Support",
-                                  sku=f"SUPPORT_{line.plan.value.upper()}", start_date=first, end_date=last,
-                                  quantity=Decimal(line.days), unit="days", unit_price=line.amount / line.days,
-                                  amount=line.amount))
-            total = sum((line.amount for line in lines), Decimal("0"))
-            invoice.usage += total
-            invoice.billed_usage += total
-            invoice.total += total
-            invoice.amount_due += total
-            s.add(invoice)
-            return total
+            return add_support_lines(s, s.get(Invoice, request.invoice_id))
+
+
+def add_support_lines(s: Session, invoice: Invoice) -> Decimal:
+    """Add the month's support lines to a PENDING cloud invoice (once) and return their total."""
+    if invoice.status != InvoiceStatus.PENDING:
+        return Decimal("0")
+    rows = load_periods(s, invoice.org_id)
+    if not rows:  # no plan ever chosen: Basic, free (B1)
+        return Decimal("0")
+    if s.exec(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id,
+                                           InvoiceLine.service == "Support")).first() is not None:
+        return Decimal("0")  # added already
+    lines = support_charges(_domain(rows), invoice.period, invoice.usage)
+    if not lines:
+        return Decimal("0")
+    position = s.exec(select(func.count()).select_from(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).one()
+    first, last = date.fromisoformat(f"{invoice.period}-01"), last_day_of(invoice.period)
+    for offset, line in enumerate(lines):
+        s.add(InvoiceLine(invoice_id=invoice.id, position=position + offset, project="-", service="Support",
+                          sku=f"SUPPORT_{line.plan.value.upper()}", start_date=first, end_date=last,
+                          quantity=Decimal(line.days), unit="days", unit_price=line.amount / line.days,
+                          amount=line.amount))
+    total = sum((line.amount for line in lines), Decimal("0"))
+    invoice.usage += total
+    invoice.billed_usage += total
+    invoice.total += total
+    invoice.amount_due += total
+    s.add(invoice)
+    return total

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from pydantic import BaseModel
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -54,12 +55,16 @@ class TaxActivities:
     def compute_tax(self, request: TaxRequest) -> TaxQuote:
         with activity_log_context(org_id=request.org_id, product=request.product) as log:
             with self.db.session() as s:
-                profile = s.get(BillingProfile, request.org_id)
-            if profile is None:
-                raise ApplicationError(f"organization {request.org_id} has no billing profile",
-                                       type="MissingBillingProfile", non_retryable=True)
-            result = quote(country=profile.country, subdivision=profile.state, tax_id=profile.tax_id,
-                           product=request.product, amount=request.amount, currency=request.currency,
-                           on=request.on, registry=self.registry, table=self.table)
+                result = self.quote_in(s, request)
             log.info("tax computed", country=result.country, tax=str(result.tax), lines=len(result.lines))
             return result
+
+    def quote_in(self, s: Session, request: TaxRequest) -> TaxQuote:
+        """The quote for the organization's billing address as read in session `s` (settlement's transaction)."""
+        profile = s.get(BillingProfile, request.org_id)
+        if profile is None:
+            raise ApplicationError(f"organization {request.org_id} has no billing profile",
+                                   type="MissingBillingProfile", non_retryable=True)
+        return quote(country=profile.country, subdivision=profile.state, tax_id=profile.tax_id,
+                     product=request.product, amount=request.amount, currency=request.currency, on=request.on,
+                     registry=self.registry, table=self.table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import (MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_UP, Context, Decimal, InvalidOperation, Overflow,
                      localcontext)
 
@@ -114,6 +114,11 @@ def last_day_of(period: str) -> date:
     year, month = (int(part) for part in period.split("-"))
     first_of_next = date(year + month // 12, month % 12 + 1, 1)
     return date.fromordinal(first_of_next.toordinal() - 1)
+
+
+def period_end(period: str) -> datetime:
+    """The instant the period ended: 00:00 UTC on the 1st of the next month."""
+    return datetime.combine(last_day_of(period) + timedelta(days=1), time(0), tzinfo=timezone.utc)
 
 
 def invoice_number(period: str, invoice_id: int) -> str:

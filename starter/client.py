@@ -37,7 +37,8 @@ from workflows.organization import OrgBillingWorkflow, PaymentMethodUpdate, Paym
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
 from workflows.payment import ChargeInvoiceInput, GatewayOutcome, PaymentWorkflow, RetryRequest
-from workflows.settlement import SettleResult, SettlementWorkflow
+from workflows.settlement import SettlementWorkflow
+from workflows.shared import SettleResult
 from workflows.shared import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
                               activation_workflow_id, org_billing_workflow_id, payment_workflow_id,
                               settlement_workflow_id)

@@ -3,12 +3,14 @@
 Run `python -m tests.record_histories` to add histories of new scenarios or workflows. Existing files are kept:
 they are what earlier code recorded, and today's code must still replay them (guard changes with
 workflow.patched()). `--force` rewrites them, only for a change that no running workflow can meet.
+
+After a patched change, `--tag NAME --kind KIND` records that kind's histories again beside the old ones, as
+`<scenario>@NAME--<kind>--<key>.json`, so both the old and the new code path keep replaying.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 from starter.scenario import load_scenario
@@ -25,7 +27,7 @@ RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "s
             "recovery/overdue.yaml", "support/flex_consulting.yaml", "support/support_plans.yaml"]
 
 
-async def main(force: bool) -> None:
+async def main(force: bool, tag: str | None = None, kinds: list[str] | None = None) -> None:
     install_runtime()
     configure_logging("WARNING")
     target = HERE / "histories"
@@ -35,8 +37,11 @@ async def main(force: bool) -> None:
         await simulate(load_scenario(str(HERE / "scenarios" / name)), history_sink=histories)
         for workflow_id, history in histories.items():
             kind = next(k for k in WORKFLOW_KINDS if workflow_id.startswith(f"{k}-"))
+            if kinds and kind not in kinds:
+                continue
             key = workflow_id.removeprefix(f"{kind}-")
-            path = target / f"{Path(name).stem}--{kind}--{key}.json"
+            stem = Path(name).stem + (f"@{tag}" if tag else "")
+            path = target / f"{stem}--{kind}--{key}.json"
             if path.exists() and not force:
                 continue
             path.write_text(history.to_json())
@@ -44,4 +49,11 @@ async def main(force: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(force="--force" in sys.argv))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.record_histories")
+    parser.add_argument("--force", action="store_true", help="rewrite existing files")
+    parser.add_argument("--tag", help="record beside the existing files, as <scenario>@TAG--...")
+    parser.add_argument("--kind", action="append", choices=WORKFLOW_KINDS, help="only these workflow kinds")
+    args = parser.parse_args()
+    asyncio.run(main(force=args.force, tag=args.tag, kinds=args.kind))

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 from temporalio import activity
 
-from activities.invoices import CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary
+from activities.invoices import InvoiceActivities, InvoiceSummary, SettleInvoiceRequest
 from billing.gateway import SandboxGateway
 from billing.tables import CreditLine, Invoice, Payment
 from starter.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
@@ -127,29 +127,20 @@ def _state(db) -> tuple:
 
 
 class CrashAfterCommit(InvoiceActivities):
-    """close and finalize commit their transaction, then the worker 'dies' before returning, once each."""
+    """Settling commits its transaction, then the worker 'dies' before returning, once."""
 
     crashed: dict[str, int] = {}
 
-    def __init__(self, db) -> None:
-        super().__init__(db)
-        CrashAfterCommit.crashed = {"close": 0, "finalize": 0}
+    def __init__(self, db, tax=None) -> None:
+        super().__init__(db, tax)
+        CrashAfterCommit.crashed = {"settle": 0}
 
-    def _crash(self, step: str) -> None:
-        if not self.crashed[step]:
-            self.crashed[step] += 1
-            raise ConnectionResetError(f"worker lost after {step} committed")
-
-    @activity.defn(name="close_cloud_invoice")
-    def close_cloud_invoice(self, request: CloseInvoiceRequest) -> InvoiceSummary:
-        result = super().close_cloud_invoice(request)
-        self._crash("close")
-        return result
-
-    @activity.defn(name="finalize_invoice")
-    def finalize_invoice(self, request: FinalizeRequest) -> InvoiceSummary:
-        result = super().finalize_invoice(request)
-        self._crash("finalize")
+    @activity.defn(name="settle_cloud_invoice")
+    def settle_cloud_invoice(self, request: SettleInvoiceRequest) -> InvoiceSummary:
+        result = super().settle_cloud_invoice(request)
+        if not self.crashed["settle"]:
+            self.crashed["settle"] += 1
+            raise ConnectionResetError("worker lost after the settlement committed")
         return result
 
 
@@ -176,7 +167,7 @@ async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_cha
     assert (first.started, first.already_started) == (1, 0)
     assert (duplicate.started, duplicate.already_started) == (0, 1)
     if crash:
-        assert CrashAfterCommit.crashed == {"close": 1, "finalize": 1}  # both really failed after committing
+        assert CrashAfterCommit.crashed == {"settle": 1}  # it really failed after committing
     assert again.invoice.number == settled.invoice.number
     assert _state(db) == before
     invoices, payments, used = before

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
+from activities.invoices import InvoiceSummary
+
 TASK_QUEUE = "billing"
 
 # SPEC H2: operators find any flow by organization, invoice, payment status and billing period.
@@ -46,3 +48,11 @@ class SettleInput(BaseModel):
 
     org_id: str
     period: str  # YYYY-MM, the month being settled
+
+
+class SettleResult(BaseModel):
+    """Result of SettlementWorkflow (defined outside the workflow's module: the sandbox re-runs that module for
+    every workflow, and building a model class each time is a measurable cost at 10,000 settlements)."""
+
+    invoice: InvoiceSummary
+    payment_workflow_id: str | None = None
