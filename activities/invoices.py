@@ -12,10 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, Numeric, Text, cast, insert, literal, type_coerce
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Integer, Numeric, Row, Text, bindparam, cast, insert, literal, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, SQLModel, func, select
 from temporalio import activity
 
 from activities._context import activity_log_context
@@ -27,8 +29,10 @@ from billing.db import Database
 from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_day_of, period_end, price_usage
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
+from billing.settlement import ZERO, Subscribed, first_day_of, settle, tax_invoice_currency
+from billing.support import PlanPeriod
 from billing.tables import (Activation, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
-                            PaymentStatus, Subscription, UsageLine)
+                            PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
 
 
@@ -78,6 +82,50 @@ class FinalizeRequest(BaseModel):
     tax_lines: list[TaxLine]
     fx_rate: Decimal | None = None  # USD -> tax invoice currency, from the fx activity
     at: datetime | None = None
+
+
+def _usage_rows(conn: Connection, org_id: str, period: str) -> list[Row]:
+    """(project, service, quantity, unit_price, id) of the period's usage, in id order: tuples, not ORM objects."""
+    usage = UsageLine.__table__.c
+    quantity, unit_price = usage.quantity, usage.unit_price
+    if conn.dialect.name == "postgresql":  # the driver hands NUMERIC over as Decimal already: skip ExactDecimal's
+        quantity, unit_price = type_coerce(quantity, Numeric(20, 6)), type_coerce(unit_price, Numeric(20, 6))
+    return conn.execute(select(usage.project, usage.service, quantity, unit_price, usage.id)
+                        .where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
+
+
+def _copy_usage_lines(conn: Connection, invoice_id: int, rows: Sequence[Row], amounts: Sequence[Decimal]) -> None:
+    """The database copies each usage row into an invoice line, with the amount priced in Python (M1) joined by
+    usage id: one statement for all the lines."""
+    usage = UsageLine.__table__.c
+    ids = [row[4] for row in rows]
+    if conn.dialect.name == "postgresql":  # array literals (digits and points only) cost less than per-element adapters
+        priced = func.unnest(cast(literal("{" + ",".join(map(str, ids)) + "}", Text), ARRAY(Integer)),
+                             cast(literal("{" + ",".join(map(str, amounts)) + "}", Text), ARRAY(Numeric))
+                             ).table_valued("usage_id", "amount", with_ordinality="n").render_derived()
+        usage_id, amount, position = priced.c.usage_id, priced.c.amount, priced.c.n - 1
+    else:  # SQLite: [id, amount] pairs in JSON, each amount as the text ExactDecimal stores
+        priced = func.json_each(json.dumps([[i, str(a)] for i, a in zip(ids, amounts)])).table_valued("key", "value")
+        usage_id, amount = func.json_extract(priced.c.value, "$[0]"), func.json_extract(priced.c.value, "$[1]")
+        position = priced.c.key
+    copied = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
+    conn.execute(insert(InvoiceLine.__table__).from_select(
+        ["invoice_id", "position", *copied, "amount"],
+        select(literal(invoice_id, Integer), position, *(usage[name] for name in copied), amount)
+        .join_from(priced, UsageLine.__table__, usage.id == usage_id).order_by(position)))
+
+
+def _insert(conn: Connection, model: type[SQLModel], values: dict) -> int:
+    """INSERT one row with every column given (Core skips the model's Python defaults); return its id."""
+    table = model.__table__
+    return conn.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
+
+
+def _insert_tax_lines(conn: Connection, invoice_id: int, lines: Sequence[TaxLine]) -> None:
+    if lines:
+        conn.execute(insert(InvoiceTaxLine.__table__), [dict(invoice_id=invoice_id, position=position, name=line.name,
+                                                             rate=line.rate, amount=line.amount)
+                                                        for position, line in enumerate(lines)])
 
 
 def _tax_invoice_summary(s: Session, invoice: Invoice) -> TaxInvoiceSummary | None:
@@ -199,12 +247,12 @@ class InvoiceActivities:
                     invoice = s.exec(select(Invoice).where(Invoice.key == key)).first()
                     created = invoice is None
                     if invoice is None:
-                        invoice = self._create(s, key, request, sub)
-                    if invoice.status == InvoiceStatus.PENDING:  # new, or closed by the earlier two-step settlement
+                        summary = self._settle(s, key, request, sub)
+                    elif invoice.status == InvoiceStatus.PENDING:  # closed by the two-step settlement, not finalized
                         tax_invoice = self._finalize_pending(s, invoice, sub, request)
-                        summary = summarize(s, invoice, created, sub, _tax_summary_of(tax_invoice))
+                        summary = summarize(s, invoice, False, sub, _tax_summary_of(tax_invoice))
                     else:
-                        summary = summarize(s, invoice, created, sub)
+                        summary = summarize(s, invoice, False, sub)
             except IntegrityError:
                 # A concurrent attempt settled it first: the unique business key refused the duplicate.
                 with self.db.session() as s:
@@ -216,6 +264,105 @@ class InvoiceActivities:
             else:
                 log.info("cloud invoice already settled", invoice=summary.number, status=summary.status)
             return summary
+
+    def _settle(self, s: Session, key: str, request: SettleInvoiceRequest, sub: Subscription | None) -> InvoiceSummary:
+        """Load what settlement needs (a statement per table), compute the plan (billing.settlement), store it.
+        Core statements, not ORM units of work: this runs for every organization at every month-end."""
+        conn, org_id, period = s.connection(), request.org_id, request.period
+        rows = _usage_rows(conn, org_id, period)
+        priced = price_usage(row[:4] for row in rows)
+        subscribed = None if sub is None else Subscribed(terms=_terms(sub), state=CommitmentState(
+            bank=sub.bank, cumulative_usage=sub.cumulative_usage, cumulative_billed=sub.cumulative_billed,
+            months_billed=sub.months_billed))
+        plans = SupportPlanPeriod.__table__.c
+        support = [PlanPeriod(plan=r.plan, start=r.start_date, end=r.end_date, trial_ends=r.trial_ends,
+                              billing_stopped=r.billing_stopped)
+                   for r in conn.execute(select(plans.plan, plans.start_date, plans.end_date, plans.trial_ends,
+                                                plans.billing_stopped).where(plans.org_id == org_id)
+                                         .order_by(plans.start_date, plans.id))]
+        activations = Activation.__table__.c
+        grace = conn.execute(select(activations.grace_expired).where(
+            activations.org_id == org_id, activations.status == "PENDING")).first()
+        credit_table = CreditLine.__table__.c
+        credit_rows = conn.execute(select(credit_table.id, credit_table.position, credit_table.kind,
+                                          credit_table.amount, credit_table.used, credit_table.start_date,
+                                          credit_table.end_date, credit_table.currency)
+                                   .where(credit_table.org_id == org_id)
+                                   .order_by(credit_table.position, credit_table.id)).all()
+        credits = [CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used, start=r.start_date,
+                                   end=r.end_date, currency=r.currency) for r in credit_rows]
+
+        def tax_for(amount: Decimal) -> list[TaxLine]:
+            return self.tax.quote_in(s, TaxRequest(org_id=org_id, product=Product.ATLAS, amount=amount,
+                                                   currency=CLOUD_CURRENCY, on=last_day_of(period))).lines
+
+        def fx_rate(currency: str) -> Decimal:
+            return rate_in_force(s, FxRequest(currency=currency, at=period_end(period))).rate
+
+        plan = settle(period=period, priced=priced, sub=subscribed, support=support, tax_for=tax_for,
+                      activation=None if grace is None else ("expired" if grace[0] else "pending"), credits=credits,
+                      fx_rate=fx_rate)
+
+        at = request.at
+        invoice_id = _insert(conn, Invoice, dict(
+            key=key, org_id=org_id, kind="cloud", period=period, status=plan.status, currency=CLOUD_CURRENCY,
+            usage=plan.usage, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
+            amount_due=plan.amount_due, created_at=at, paid_at=at if plan.paid else None,
+            billing_mode=plan.billing_mode, credits_applied=plan.credits_applied, invoiced=plan.invoiced,
+            explanation=plan.explanation))
+        number = invoice_number(period, invoice_id)
+        invoices = Invoice.__table__.c
+        conn.execute(update(Invoice.__table__).where(invoices.id == invoice_id).values(number=number))
+        _copy_usage_lines(conn, invoice_id, rows, priced.amounts)
+        if plan.support_lines:
+            first, last = first_day_of(period), last_day_of(period)
+            conn.execute(insert(InvoiceLine.__table__), [dict(
+                invoice_id=invoice_id, position=len(rows) + offset, project="-", deployment=None, service="Support",
+                sku=f"SUPPORT_{line.plan.value.upper()}", start_date=first, end_date=last,
+                quantity=Decimal(line.days), unit="days", unit_price=line.amount / line.days, amount=line.amount)
+                for offset, line in enumerate(plan.support_lines)])
+        _insert_tax_lines(conn, invoice_id, plan.tax_lines)
+        if plan.drawdown is not None:
+            changed = [dict(line_id=row.id, used=state.used)
+                       for row, state in zip(credit_rows, plan.drawdown.lines) if row.used != state.used]
+            if changed:
+                conn.execute(update(CreditLine.__table__).where(credit_table.id == bindparam("line_id"))
+                             .values(used=bindparam("used")), changed)
+            if plan.drawdown.covered > 0:
+                payment_id = _insert(conn, Payment, dict(
+                    idempotency_key=f"{number}:credits", org_id=org_id, invoice_id=invoice_id, attempt=0,
+                    method="credits", payment_method_id=None, status=PaymentStatus.PAID,
+                    amount=plan.drawdown.covered, currency=CLOUD_CURRENCY, fx_rate=None, refundable=True,
+                    failure_code=None, gateway_charge_id=None, created_at=at, updated_at=at))
+                conn.execute(insert(PaymentEvent.__table__).values(
+                    payment_id=payment_id, status=PaymentStatus.PAID, at=at,
+                    detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in plan.drawdown.draws)))
+        if sub is not None:
+            # The commitment's state moves in the same transaction as the invoice that moved it.
+            state = plan.billing.state
+            conn.execute(update(Subscription.__table__).where(Subscription.__table__.c.id == sub.id).values(
+                bank=state.bank, cumulative_usage=state.cumulative_usage, cumulative_billed=state.cumulative_billed,
+                months_billed=state.months_billed, last_period=period))
+        tax_summary = None
+        if plan.tax_invoice is not None:
+            ti = plan.tax_invoice
+            tax_id = _insert(conn, Invoice, dict(
+                key=f"{org_id}:{period}:tax", org_id=org_id, kind="tax", period=period, status=plan.status,
+                currency=ti.currency, usage=ti.usage, billed_usage=ti.billed_usage, tax=ti.tax, total=ti.total,
+                amount_due=ti.amount_due, created_at=at, paid_at=at if plan.paid else None,
+                billing_mode=plan.billing_mode, credits_applied=ZERO, invoiced=ZERO, fx_rate=ti.fx_rate,
+                cloud_invoice_id=invoice_id, explanation=None))
+            tax_number = invoice_number(period, tax_id).replace("INV-", "TAX-")
+            conn.execute(update(Invoice.__table__).where(invoices.id == tax_id).values(number=tax_number))
+            _insert_tax_lines(conn, tax_id, ti.tax_lines)
+            tax_summary = TaxInvoiceSummary(invoice_id=tax_id, number=tax_number, currency=ti.currency, total=ti.total,
+                                            amount_due=ti.amount_due, fx_rate=ti.fx_rate)
+        return InvoiceSummary(
+            invoice_id=invoice_id, number=number, org_id=org_id, period=period, kind="cloud", status=plan.status,
+            currency=CLOUD_CURRENCY, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
+            amount_due=plan.amount_due, created=True, billing_mode=plan.billing_mode,
+            taxable=plan.billing_mode != "marketplace", refundable=plan.billing_mode != "grace_charge",
+            tax_invoice_currency=tax_invoice_currency(subscribed, period), tax_invoice=tax_summary)
 
     def _finalize_pending(self, s: Session, invoice: Invoice, sub: Subscription | None,
                           request: SettleInvoiceRequest) -> Invoice | None:
@@ -257,14 +404,7 @@ class InvoiceActivities:
     def _create(self, s: Session, key: str, request: CloseInvoiceRequest | SettleInvoiceRequest,
                 sub: Subscription | None) -> Invoice:
         # Tuples, not ORM objects, and one statement for all the lines: an organization may have a million (issue 4).
-        usage = UsageLine.__table__.c
-        postgres = s.get_bind().dialect.name == "postgresql"
-        quantity, unit_price = usage.quantity, usage.unit_price
-        if postgres:  # the driver hands NUMERIC over as Decimal already: skip ExactDecimal's conversion of each value
-            quantity, unit_price = type_coerce(quantity, Numeric(20, 6)), type_coerce(unit_price, Numeric(20, 6))
-        rows = s.connection().execute(
-            select(usage.project, usage.service, quantity, unit_price, usage.id)
-            .where(usage.org_id == request.org_id, usage.period == request.period).order_by(usage.id)).all()
+        rows = _usage_rows(s.connection(), request.org_id, request.period)
         draft = price_usage(row[:4] for row in rows)
         terms = _terms(sub) if sub is not None else None
         state = (CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
@@ -288,23 +428,7 @@ class InvoiceActivities:
         s.add(invoice)
         s.flush()
         invoice.number = invoice_number(request.period, invoice.id)
-        # The database copies each usage row into a line, with the amount priced above (M1) joined by usage id.
-        ids = [row[4] for row in rows]
-        if postgres:  # array literals (digits and points only) cost less than the driver's per-element adapter
-            priced = func.unnest(cast(literal("{" + ",".join(map(str, ids)) + "}", Text), ARRAY(Integer)),
-                                 cast(literal("{" + ",".join(map(str, draft.amounts)) + "}", Text), ARRAY(Numeric))
-                                 ).table_valued("usage_id", "amount", with_ordinality="n").render_derived()
-            usage_id, amount, position = priced.c.usage_id, priced.c.amount, priced.c.n - 1
-        else:  # SQLite: [id, amount] pairs in JSON, each amount as the text ExactDecimal stores
-            priced = func.json_each(json.dumps([[i, str(a)] for i, a in zip(ids, draft.amounts)])).table_valued(
-                "key", "value")
-            usage_id, amount = func.json_extract(priced.c.value, "$[0]"), func.json_extract(priced.c.value, "$[1]")
-            position = priced.c.key
-        copied = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
-        s.connection().execute(insert(InvoiceLine.__table__).from_select(
-            ["invoice_id", "position", *copied, "amount"],
-            select(literal(invoice.id, Integer), position, *(usage[name] for name in copied), amount)
-            .join_from(priced, UsageLine.__table__, usage.id == usage_id).order_by(position)))
+        _copy_usage_lines(s.connection(), invoice.id, rows, draft.amounts)
         s.add(invoice)
         return invoice
 

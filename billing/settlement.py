@@ -1,0 +1,143 @@
+"""One organization's month-end, computed: from its priced usage and what the database holds about it, every
+figure of the cloud invoice and the tax invoice (SPEC D1-D8, B1, C4, M1-M2). Pure: the settlement activity loads
+the inputs, calls `settle`, and stores the plan in one transaction.
+
+The order is the rules' order: usage priced (M1) -> billed under the subscription (D1) -> the support line added
+(B1) -> tax on the billed amount (C4) -> credits drawn top-down (D3, D6) -> status (D8) -> the tax invoice in the
+subscription's currency at the period-end rate (D5, M2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from billing.credits import CreditLineState, Drawdown, draw_credits
+from billing.invoicing import CLOUD_CURRENCY, PricedUsage, last_day_of
+from billing.money import round_money
+from billing.subscriptions import CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period
+from billing.support import PlanPeriod, SupportLine, support_charges
+from billing.tax import TaxLine
+
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """The organization's active subscription, as settlement needs it."""
+
+    terms: SubscriptionTerms
+    state: CommitmentState
+
+
+@dataclass(frozen=True, slots=True)
+class TaxInvoicePlan:
+    currency: str
+    fx_rate: Decimal | None  # None when the tax invoice is in USD
+    usage: Decimal
+    billed_usage: Decimal
+    tax_lines: list[TaxLine]
+    tax: Decimal
+    total: Decimal
+    amount_due: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementPlan:
+    usage: Decimal
+    billed_usage: Decimal
+    billing: PeriodBilling
+    support_lines: list[SupportLine]
+    tax_lines: list[TaxLine]
+    tax: Decimal
+    total: Decimal
+    billing_mode: str  # card | subscription | marketplace | activation_hold | grace_charge
+    drawdown: Drawdown | None  # None when there was nothing to draw or no credit line
+    credits_applied: Decimal
+    status: str  # FREE | PREPAID | INVOICED | CLOSED (PAID comes later, from the payment)
+    invoiced: Decimal
+    amount_due: Decimal
+    explanation: str | None
+    tax_invoice: TaxInvoicePlan | None
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "PREPAID"
+
+
+def tax_invoice_currency(sub: Subscribed | None, period: str) -> str | None:
+    """SPEC D5: a subscription in its term gets a tax invoice each month; marketplace never does."""
+    if sub is None or sub.terms.type == SubscriptionType.MARKETPLACE or sub.terms.month_index(period) is None:
+        return None
+    return sub.terms.currency
+
+
+def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str | None) -> str:
+    """D6: how what credits leave is settled. D2: while an activation code is awaited, card charges are held
+    (`activation` "pending"), and after the grace period they are made non-refundable ("expired")."""
+    if billing.invoiced_under_subscription:
+        return "marketplace" if sub is not None and sub.terms.type == SubscriptionType.MARKETPLACE else "subscription"
+    if activation == "pending":
+        return "activation_hold"
+    if activation == "expired":
+        return "grace_charge"
+    return "card"
+
+
+def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support: Sequence[PlanPeriod],
+           tax_for: Callable[[Decimal], list[TaxLine]], activation: str | None, credits: Sequence[CreditLineState],
+           fx_rate: Callable[[str], Decimal]) -> SettlementPlan:
+    """The month's invoices for one organization. `tax_for(amount)` taxes an amount at its billing address;
+    `fx_rate(currency)` is the USD -> currency rate at the end of the period; `activation` is None, "pending" or
+    "expired" (D2)."""
+    billing = bill_period(sub.terms if sub else None, sub.state if sub else CommitmentState(), priced.usage, period)
+    mode = billing_mode(sub, billing, activation)
+    support_lines = support_charges(list(support), period, priced.usage) if support else []
+    support_total = sum((line.amount for line in support_lines), ZERO)
+    usage, billed = priced.usage + support_total, billing.billed_usage + support_total
+    tax_lines = tax_for(billed) if mode != "marketplace" else []  # the marketplace taxes its own invoice (seed 004)
+    tax = sum((line.amount for line in tax_lines), ZERO)
+    total = billed + tax
+
+    on = last_day_of(period)
+    drawdown = draw_credits(credits, total, on) if credits and total != 0 else None
+    covered = drawdown.covered if drawdown else ZERO
+    remainder = total - covered
+    if total == 0:
+        status = "FREE"
+    elif remainder == 0:
+        status = "PREPAID"
+    elif mode in ("subscription", "marketplace"):
+        status = "INVOICED"
+    else:
+        status = "CLOSED"
+    invoiced = remainder if status == "INVOICED" else ZERO
+    amount_due = remainder if status == "CLOSED" else ZERO
+
+    currency = tax_invoice_currency(sub, period)
+    tax_invoice = None
+    if currency is not None:
+        rate = Decimal("1") if currency == CLOUD_CURRENCY else fx_rate(currency)
+
+        def convert(amount: Decimal) -> Decimal:
+            return round_money(amount * rate, currency)  # one rounding per line (M1)
+
+        converted_tax = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in tax_lines]
+        converted_billed = convert(billed)
+        converted_tax_total = sum((line.amount for line in converted_tax), ZERO)
+        converted_total = converted_billed + converted_tax_total
+        tax_invoice = TaxInvoicePlan(
+            currency=currency, fx_rate=None if currency == CLOUD_CURRENCY else rate, usage=convert(usage),
+            billed_usage=converted_billed, tax_lines=converted_tax, tax=converted_tax_total, total=converted_total,
+            amount_due=converted_total - convert(covered) if status == "INVOICED" else ZERO)
+    return SettlementPlan(
+        usage=usage, billed_usage=billed, billing=billing, support_lines=support_lines, tax_lines=tax_lines, tax=tax,
+        total=total, billing_mode=mode, drawdown=drawdown, credits_applied=covered, status=status, invoiced=invoiced,
+        amount_due=amount_due, explanation=billing.explanation if billing.billed_usage != priced.usage else None,
+        tax_invoice=tax_invoice)
+
+
+def first_day_of(period: str) -> date:
+    return date.fromisoformat(f"{period}-01")
