@@ -14,7 +14,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Integer, Numeric, Row, Text, bindparam, cast, insert, literal, type_coerce, update
+from sqlalchemy import Connection, Integer, Numeric, Text, bindparam, cast, insert, literal, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, func, select
@@ -84,19 +84,27 @@ class FinalizeRequest(BaseModel):
     at: datetime | None = None
 
 
-def _usage_rows(conn: Connection, org_id: str, period: str) -> list[Row]:
-    """(project, service, quantity, unit_price, id) of the period's usage, in id order: tuples, not ORM objects."""
+_USAGE_SQL = ("SELECT project, service, quantity, unit_price, id FROM usage_lines WHERE org_id = %s AND period = %s "
+              "ORDER BY id")
+
+
+def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
+    """(project, service, quantity, unit_price, id) of the period's usage, in id order, as plain tuples: an
+    organization may have a million lines (issue 4), so no ORM objects and, on PostgreSQL, no SQLAlchemy rows (the
+    driver's cursor, in the session's transaction, hands NUMERIC over as Decimal)."""
+    if conn.dialect.name == "postgresql":
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            return cursor.execute(_USAGE_SQL, (org_id, period)).fetchall()
     usage = UsageLine.__table__.c
-    quantity, unit_price = usage.quantity, usage.unit_price
-    if conn.dialect.name == "postgresql":  # the driver hands NUMERIC over as Decimal already: skip ExactDecimal's
-        quantity, unit_price = type_coerce(quantity, Numeric(20, 6)), type_coerce(unit_price, Numeric(20, 6))
-    return conn.execute(select(usage.project, usage.service, quantity, unit_price, usage.id)
+    return conn.execute(select(usage.project, usage.service, usage.quantity, usage.unit_price, usage.id)
                         .where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
 
 
-def _copy_usage_lines(conn: Connection, invoice_id: int, rows: Sequence[Row], amounts: Sequence[Decimal]) -> None:
+def _copy_usage_lines(conn: Connection, invoice_id: int, org_id: str, period: str, rows: Sequence[Sequence],
+                      amounts: Sequence[Decimal]) -> None:
     """The database copies each usage row into an invoice line, with the amount priced in Python (M1) joined by
-    usage id: one statement for all the lines."""
+    usage id: one statement for all the lines. The usage side is read through its (org, period) index, and every
+    row read must become a line, or nothing is stored."""
     usage = UsageLine.__table__.c
     ids = [row[4] for row in rows]
     if conn.dialect.name == "postgresql":  # array literals (digits and points only) cost less than per-element adapters
@@ -109,10 +117,14 @@ def _copy_usage_lines(conn: Connection, invoice_id: int, rows: Sequence[Row], am
         usage_id, amount = func.json_extract(priced.c.value, "$[0]"), func.json_extract(priced.c.value, "$[1]")
         position = priced.c.key
     copied = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
-    conn.execute(insert(InvoiceLine.__table__).from_select(
+    stored = conn.execute(insert(InvoiceLine.__table__).from_select(
         ["invoice_id", "position", *copied, "amount"],
         select(literal(invoice_id, Integer), position, *(usage[name] for name in copied), amount)
-        .join_from(priced, UsageLine.__table__, usage.id == usage_id).order_by(position)))
+        .join_from(priced, UsageLine.__table__,
+                   (usage.id == usage_id) & (usage.org_id == org_id) & (usage.period == period))
+        .order_by(position)), execution_options={"preserve_rowcount": True}).rowcount
+    if stored != len(rows):
+        raise RuntimeError(f"{len(rows)} usage lines were priced for invoice {invoice_id} but {stored} were copied")
 
 
 def _insert(conn: Connection, model: type[SQLModel], values: dict) -> int:
@@ -313,7 +325,7 @@ class InvoiceActivities:
         number = invoice_number(period, invoice_id)
         invoices = Invoice.__table__.c
         conn.execute(update(Invoice.__table__).where(invoices.id == invoice_id).values(number=number))
-        _copy_usage_lines(conn, invoice_id, rows, priced.amounts)
+        _copy_usage_lines(conn, invoice_id, org_id, period, rows, priced.amounts)
         if plan.support_lines:
             first, last = first_day_of(period), last_day_of(period)
             conn.execute(insert(InvoiceLine.__table__), [dict(
@@ -428,7 +440,7 @@ class InvoiceActivities:
         s.add(invoice)
         s.flush()
         invoice.number = invoice_number(request.period, invoice.id)
-        _copy_usage_lines(s.connection(), invoice.id, rows, draft.amounts)
+        _copy_usage_lines(s.connection(), invoice.id, request.org_id, request.period, rows, draft.amounts)
         s.add(invoice)
         return invoice
 

@@ -69,7 +69,7 @@ def add_support_lines(s: Session, invoice: Invoice) -> Decimal:
     rows = load_periods(s, invoice.org_id)
     if not rows:  # no plan ever chosen: Basic, free (B1)
         return Decimal("0")
-    if s.exec(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id,
+    if s.exec(select(InvoiceLine.position).where(InvoiceLine.invoice_id == invoice.id,
                                            InvoiceLine.service == "Support")).first() is not None:
         return Decimal("0")  # added already
     lines = support_charges(_domain(rows), invoice.period, invoice.usage)

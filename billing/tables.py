@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Column, Date, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Date, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
@@ -179,10 +179,12 @@ class Invoice(SQLModel, table=True):
 
 
 class InvoiceLine(SQLModel, table=True):
+    """A line of an invoice (G2 Usage Details). Keyed by invoice and position, with no foreign-key trigger: a
+    month-end writes a million of them, only ever in the transaction that creates their invoice (migration 0007)."""
+
     __tablename__ = "invoice_lines"
-    id: int | None = Field(default=None, primary_key=True)
-    invoice_id: int = Field(foreign_key="invoices.id", index=True)
-    position: int
+    invoice_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     project: str = Field(max_length=100)
     deployment: str | None = Field(default=None, max_length=100)
     service: str = Field(max_length=100)

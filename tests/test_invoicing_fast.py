@@ -116,7 +116,7 @@ def test_closing_stores_exactly_the_lines_of_the_straightforward_invoice(db, usa
     with db.session() as s:
         invoice = s.get(Invoice, summary.invoice_id)
         lines = s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
-                       .order_by(InvoiceLine.id)).all()
+                       .order_by(InvoiceLine.position)).all()
     assert (invoice.usage, invoice.billed_usage, invoice.total) == (expected.usage,) * 3
     assert [line.position for line in lines] == list(range(len(usage)))  # stored in position order
     assert [{name: getattr(line, name) for name in [*FIELDS, "amount"]} for line in lines] == \
