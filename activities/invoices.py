@@ -14,10 +14,10 @@ from decimal import Decimal
 from pydantic import BaseModel
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Integer, Numeric, Text, bindparam, cast, insert, literal, update
+from sqlalchemy import Connection, Integer, Numeric, Row, Text, bindparam, cast, insert, literal, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, func, select
+from sqlmodel import Session, func, select
 from temporalio import activity
 
 from activities._context import activity_log_context
@@ -31,7 +31,7 @@ from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
 from billing.settlement import ZERO, Subscribed, first_day_of, settle, tax_invoice_currency
 from billing.support import PlanPeriod
-from billing.tables import (Activation, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
+from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
                             PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
 
@@ -127,15 +127,9 @@ def _copy_usage_lines(conn: Connection, invoice_id: int, org_id: str, period: st
         raise RuntimeError(f"{len(rows)} usage lines were priced for invoice {invoice_id} but {stored} were copied")
 
 
-def _insert(conn: Connection, model: type[SQLModel], values: dict) -> int:
-    """INSERT one row with every column given (Core skips the model's Python defaults); return its id."""
-    table = model.__table__
-    return conn.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
-
-
 def _insert_tax_lines(conn: Connection, invoice_id: int, lines: Sequence[TaxLine]) -> None:
     if lines:
-        conn.execute(insert(InvoiceTaxLine.__table__), [dict(invoice_id=invoice_id, position=position, name=line.name,
+        conn.execute(_INSERT_TAX_LINES, [dict(invoice_id=invoice_id, position=position, name=line.name,
                                                              rate=line.rate, amount=line.amount)
                                                         for position, line in enumerate(lines)])
 
@@ -240,6 +234,36 @@ def _apply_credits_and_status(s: Session, invoice: Invoice, at: datetime, amount
     invoice.amount_due = remainder if invoice.status == InvoiceStatus.CLOSED else Decimal("0")
 
 
+# The statements settlement runs for every organization, built once (bound by name when executed).
+_SUBSCRIPTIONS, _INVOICES, _PROFILES = Subscription.__table__, Invoice.__table__, BillingProfile.__table__
+_PLANS, _ACTIVATIONS, _CREDITS = SupportPlanPeriod.__table__, Activation.__table__, CreditLine.__table__
+_ACTIVE_SUBSCRIPTION = (select(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.org_id == bindparam("org_id"),
+                                                     _SUBSCRIPTIONS.c.status == "ACTIVE")
+                        .order_by(_SUBSCRIPTIONS.c.id.desc()).limit(1))
+_INVOICE_BY_KEY = select(_INVOICES.c.id).where(_INVOICES.c.key == bindparam("key"))
+_PROFILE = select(_PROFILES.c.country, _PROFILES.c.state, _PROFILES.c.tax_id).where(
+    _PROFILES.c.org_id == bindparam("org_id"))
+_SUPPORT_PERIODS = (select(_PLANS.c.plan, _PLANS.c.start_date, _PLANS.c.end_date, _PLANS.c.trial_ends,
+                           _PLANS.c.billing_stopped)
+                    .where(_PLANS.c.org_id == bindparam("org_id")).order_by(_PLANS.c.start_date, _PLANS.c.id))
+_PENDING_ACTIVATION = select(_ACTIVATIONS.c.grace_expired).where(_ACTIVATIONS.c.org_id == bindparam("org_id"),
+                                                                 _ACTIVATIONS.c.status == "PENDING").limit(1)
+_CREDIT_LINES = (select(_CREDITS.c.id, _CREDITS.c.position, _CREDITS.c.kind, _CREDITS.c.amount, _CREDITS.c.used,
+                        _CREDITS.c.start_date, _CREDITS.c.end_date, _CREDITS.c.currency)
+                 .where(_CREDITS.c.org_id == bindparam("org_id")).order_by(_CREDITS.c.position, _CREDITS.c.id))
+_INSERT_INVOICE = insert(_INVOICES).returning(_INVOICES.c.id)
+_SET_NUMBER = update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id")).values(number=bindparam("number"))
+_USE_CREDIT = update(_CREDITS).where(_CREDITS.c.id == bindparam("line_id")).values(used=bindparam("used"))
+_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.__table__.c.id)
+_INSERT_PAYMENT_EVENT = insert(PaymentEvent.__table__)
+_INSERT_TAX_LINES = insert(InvoiceTaxLine.__table__)
+_INSERT_LINES = insert(InvoiceLine.__table__)
+_MOVE_COMMITMENT = update(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.id == bindparam("subscription_id")).values(
+    bank=bindparam("bank"), cumulative_usage=bindparam("cumulative_usage"),
+    cumulative_billed=bindparam("cumulative_billed"), months_billed=bindparam("months_billed"),
+    last_period=bindparam("last_period"))
+
+
 class InvoiceActivities:
     def __init__(self, db: Database, tax: TaxActivities | None = None) -> None:
         self.db = db
@@ -255,16 +279,20 @@ class InvoiceActivities:
         with activity_log_context(org_id=request.org_id, period=request.period) as log:
             try:
                 with self.db.session() as s:
-                    sub = _subscription(s, request.org_id)
-                    invoice = s.exec(select(Invoice).where(Invoice.key == key)).first()
-                    created = invoice is None
-                    if invoice is None:
+                    conn = s.connection()
+                    existing = conn.execute(_INVOICE_BY_KEY, {"key": key}).scalar()
+                    created = existing is None
+                    if existing is None:
+                        sub = conn.execute(_ACTIVE_SUBSCRIPTION, {"org_id": request.org_id}).first()
                         summary = self._settle(s, key, request, sub)
-                    elif invoice.status == InvoiceStatus.PENDING:  # closed by the two-step settlement, not finalized
-                        tax_invoice = self._finalize_pending(s, invoice, sub, request)
-                        summary = summarize(s, invoice, False, sub, _tax_summary_of(tax_invoice))
                     else:
-                        summary = summarize(s, invoice, False, sub)
+                        sub = _subscription(s, request.org_id)
+                        invoice = s.get(Invoice, existing)
+                        if invoice.status == InvoiceStatus.PENDING:  # closed by the two-step settlement only
+                            tax_invoice = self._finalize_pending(s, invoice, sub, request)
+                            summary = summarize(s, invoice, False, sub, _tax_summary_of(tax_invoice))
+                        else:
+                            summary = summarize(s, invoice, False, sub)
             except IntegrityError:
                 # A concurrent attempt settled it first: the unique business key refused the duplicate.
                 with self.db.session() as s:
@@ -277,36 +305,27 @@ class InvoiceActivities:
                 log.info("cloud invoice already settled", invoice=summary.number, status=summary.status)
             return summary
 
-    def _settle(self, s: Session, key: str, request: SettleInvoiceRequest, sub: Subscription | None) -> InvoiceSummary:
+    def _settle(self, s: Session, key: str, request: SettleInvoiceRequest, sub: Row | None) -> InvoiceSummary:
         """Load what settlement needs (a statement per table), compute the plan (billing.settlement), store it.
-        Core statements, not ORM units of work: this runs for every organization at every month-end."""
+        Prepared Core statements, not ORM units of work: this runs for every organization at every month-end."""
         conn, org_id, period = s.connection(), request.org_id, request.period
+        by_org = {"org_id": org_id}
         rows = _usage_rows(conn, org_id, period)
         priced = price_usage(row[:4] for row in rows)
         subscribed = None if sub is None else Subscribed(terms=_terms(sub), state=CommitmentState(
             bank=sub.bank, cumulative_usage=sub.cumulative_usage, cumulative_billed=sub.cumulative_billed,
             months_billed=sub.months_billed))
-        plans = SupportPlanPeriod.__table__.c
         support = [PlanPeriod(plan=r.plan, start=r.start_date, end=r.end_date, trial_ends=r.trial_ends,
-                              billing_stopped=r.billing_stopped)
-                   for r in conn.execute(select(plans.plan, plans.start_date, plans.end_date, plans.trial_ends,
-                                                plans.billing_stopped).where(plans.org_id == org_id)
-                                         .order_by(plans.start_date, plans.id))]
-        activations = Activation.__table__.c
-        grace = conn.execute(select(activations.grace_expired).where(
-            activations.org_id == org_id, activations.status == "PENDING")).first()
-        credit_table = CreditLine.__table__.c
-        credit_rows = conn.execute(select(credit_table.id, credit_table.position, credit_table.kind,
-                                          credit_table.amount, credit_table.used, credit_table.start_date,
-                                          credit_table.end_date, credit_table.currency)
-                                   .where(credit_table.org_id == org_id)
-                                   .order_by(credit_table.position, credit_table.id)).all()
+                              billing_stopped=r.billing_stopped) for r in conn.execute(_SUPPORT_PERIODS, by_org)]
+        grace = conn.execute(_PENDING_ACTIVATION, by_org).first()
+        credit_rows = conn.execute(_CREDIT_LINES, by_org).all()
         credits = [CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used, start=r.start_date,
                                    end=r.end_date, currency=r.currency) for r in credit_rows]
+        profile = conn.execute(_PROFILE, by_org).first()
 
         def tax_for(amount: Decimal) -> list[TaxLine]:
-            return self.tax.quote_in(s, TaxRequest(org_id=org_id, product=Product.ATLAS, amount=amount,
-                                                   currency=CLOUD_CURRENCY, on=last_day_of(period))).lines
+            return self.tax.quote_for(profile, TaxRequest(org_id=org_id, product=Product.ATLAS, amount=amount,
+                                                          currency=CLOUD_CURRENCY, on=last_day_of(period))).lines
 
         def fx_rate(currency: str) -> Decimal:
             return rate_in_force(s, FxRequest(currency=currency, at=period_end(period))).rate
@@ -316,19 +335,18 @@ class InvoiceActivities:
                       fx_rate=fx_rate)
 
         at = request.at
-        invoice_id = _insert(conn, Invoice, dict(
-            key=key, org_id=org_id, kind="cloud", period=period, status=plan.status, currency=CLOUD_CURRENCY,
+        invoice_id = conn.execute(_INSERT_INVOICE, dict(
+            key=key, number=None, fx_rate=None, cloud_invoice_id=None, org_id=org_id, kind="cloud", period=period, status=plan.status, currency=CLOUD_CURRENCY,
             usage=plan.usage, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
             amount_due=plan.amount_due, created_at=at, paid_at=at if plan.paid else None,
             billing_mode=plan.billing_mode, credits_applied=plan.credits_applied, invoiced=plan.invoiced,
-            explanation=plan.explanation))
+            explanation=plan.explanation)).scalar_one()
         number = invoice_number(period, invoice_id)
-        invoices = Invoice.__table__.c
-        conn.execute(update(Invoice.__table__).where(invoices.id == invoice_id).values(number=number))
+        conn.execute(_SET_NUMBER, {"invoice_id": invoice_id, "number": number})
         _copy_usage_lines(conn, invoice_id, org_id, period, rows, priced.amounts)
         if plan.support_lines:
             first, last = first_day_of(period), last_day_of(period)
-            conn.execute(insert(InvoiceLine.__table__), [dict(
+            conn.execute(_INSERT_LINES, [dict(
                 invoice_id=invoice_id, position=len(rows) + offset, project="-", deployment=None, service="Support",
                 sku=f"SUPPORT_{line.plan.value.upper()}", start_date=first, end_date=last,
                 quantity=Decimal(line.days), unit="days", unit_price=line.amount / line.days, amount=line.amount)
@@ -338,34 +356,33 @@ class InvoiceActivities:
             changed = [dict(line_id=row.id, used=state.used)
                        for row, state in zip(credit_rows, plan.drawdown.lines) if row.used != state.used]
             if changed:
-                conn.execute(update(CreditLine.__table__).where(credit_table.id == bindparam("line_id"))
-                             .values(used=bindparam("used")), changed)
+                conn.execute(_USE_CREDIT, changed)
             if plan.drawdown.covered > 0:
-                payment_id = _insert(conn, Payment, dict(
+                payment_id = conn.execute(_INSERT_PAYMENT, dict(
                     idempotency_key=f"{number}:credits", org_id=org_id, invoice_id=invoice_id, attempt=0,
                     method="credits", payment_method_id=None, status=PaymentStatus.PAID,
                     amount=plan.drawdown.covered, currency=CLOUD_CURRENCY, fx_rate=None, refundable=True,
-                    failure_code=None, gateway_charge_id=None, created_at=at, updated_at=at))
-                conn.execute(insert(PaymentEvent.__table__).values(
+                    failure_code=None, gateway_charge_id=None, created_at=at, updated_at=at)).scalar_one()
+                conn.execute(_INSERT_PAYMENT_EVENT, dict(
                     payment_id=payment_id, status=PaymentStatus.PAID, at=at,
                     detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in plan.drawdown.draws)))
         if sub is not None:
             # The commitment's state moves in the same transaction as the invoice that moved it.
             state = plan.billing.state
-            conn.execute(update(Subscription.__table__).where(Subscription.__table__.c.id == sub.id).values(
-                bank=state.bank, cumulative_usage=state.cumulative_usage, cumulative_billed=state.cumulative_billed,
-                months_billed=state.months_billed, last_period=period))
+            conn.execute(_MOVE_COMMITMENT, dict(
+                subscription_id=sub.id, bank=state.bank, cumulative_usage=state.cumulative_usage,
+                cumulative_billed=state.cumulative_billed, months_billed=state.months_billed, last_period=period))
         tax_summary = None
         if plan.tax_invoice is not None:
             ti = plan.tax_invoice
-            tax_id = _insert(conn, Invoice, dict(
-                key=f"{org_id}:{period}:tax", org_id=org_id, kind="tax", period=period, status=plan.status,
+            tax_id = conn.execute(_INSERT_INVOICE, dict(
+                key=f"{org_id}:{period}:tax", number=None, org_id=org_id, kind="tax", period=period, status=plan.status,
                 currency=ti.currency, usage=ti.usage, billed_usage=ti.billed_usage, tax=ti.tax, total=ti.total,
                 amount_due=ti.amount_due, created_at=at, paid_at=at if plan.paid else None,
                 billing_mode=plan.billing_mode, credits_applied=ZERO, invoiced=ZERO, fx_rate=ti.fx_rate,
-                cloud_invoice_id=invoice_id, explanation=None))
+                cloud_invoice_id=invoice_id, explanation=None)).scalar_one()
             tax_number = invoice_number(period, tax_id).replace("INV-", "TAX-")
-            conn.execute(update(Invoice.__table__).where(invoices.id == tax_id).values(number=tax_number))
+            conn.execute(_SET_NUMBER, {"invoice_id": tax_id, "number": tax_number})
             _insert_tax_lines(conn, tax_id, ti.tax_lines)
             tax_summary = TaxInvoiceSummary(invoice_id=tax_id, number=tax_number, currency=ti.currency, total=ti.total,
                                             amount_due=ti.amount_due, fx_rate=ti.fx_rate)

@@ -61,7 +61,10 @@ class TaxActivities:
 
     def quote_in(self, s: Session, request: TaxRequest) -> TaxQuote:
         """The quote for the organization's billing address as read in session `s` (settlement's transaction)."""
-        profile = s.get(BillingProfile, request.org_id)
+        return self.quote_for(s.get(BillingProfile, request.org_id), request)
+
+    def quote_for(self, profile: BillingProfile | None, request: TaxRequest) -> TaxQuote:
+        """The quote for a billing address already read (anything with country, state and tax_id)."""
         if profile is None:
             raise ApplicationError(f"organization {request.org_id} has no billing profile",
                                    type="MissingBillingProfile", non_retryable=True)
