@@ -88,6 +88,14 @@ _USAGE_SQL = ("SELECT project, service, quantity, unit_price, id FROM usage_line
               "ORDER BY id")
 
 
+_COPIED = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
+_COPY_LINES_SQL = (
+    f"INSERT INTO invoice_lines (invoice_id, position, {', '.join(_COPIED)}, amount) "
+    f"SELECT %s, priced.n - 1, {', '.join('u.' + name for name in _COPIED)}, priced.amount "
+    "FROM unnest(%s::integer[], %s::numeric[]) WITH ORDINALITY AS priced(usage_id, amount, n) "
+    "JOIN usage_lines u ON u.id = priced.usage_id AND u.org_id = %s AND u.period = %s ORDER BY priced.n")
+
+
 def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
     """(project, service, quantity, unit_price, id) of the period's usage, in id order, as plain tuples: an
     organization may have a million lines (issue 4), so no ORM objects and, on PostgreSQL, no SQLAlchemy rows (the
@@ -105,24 +113,24 @@ def _copy_usage_lines(conn: Connection, invoice_id: int, org_id: str, period: st
     """The database copies each usage row into an invoice line, with the amount priced in Python (M1) joined by
     usage id: one statement for all the lines. The usage side is read through its (org, period) index, and every
     row read must become a line, or nothing is stored."""
-    usage = UsageLine.__table__.c
     ids = [row[4] for row in rows]
-    if conn.dialect.name == "postgresql":  # array literals (digits and points only) cost less than per-element adapters
-        priced = func.unnest(cast(literal("{" + ",".join(map(str, ids)) + "}", Text), ARRAY(Integer)),
-                             cast(literal("{" + ",".join(map(str, amounts)) + "}", Text), ARRAY(Numeric))
-                             ).table_valued("usage_id", "amount", with_ordinality="n").render_derived()
-        usage_id, amount, position = priced.c.usage_id, priced.c.amount, priced.c.n - 1
+    if conn.dialect.name == "postgresql":
+        # One fixed statement through the driver's cursor; the ids and amounts travel as two array literals (digits
+        # and points only), which cost less to build and to parse than a parameter per element.
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            stored = cursor.execute(_COPY_LINES_SQL, (invoice_id, "{" + ",".join(map(str, ids)) + "}",
+                                                      "{" + ",".join(map(str, amounts)) + "}", org_id, period)
+                                    ).rowcount
     else:  # SQLite: [id, amount] pairs in JSON, each amount as the text ExactDecimal stores
+        usage = UsageLine.__table__.c
         priced = func.json_each(json.dumps([[i, str(a)] for i, a in zip(ids, amounts)])).table_valued("key", "value")
         usage_id, amount = func.json_extract(priced.c.value, "$[0]"), func.json_extract(priced.c.value, "$[1]")
-        position = priced.c.key
-    copied = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
-    stored = conn.execute(insert(InvoiceLine.__table__).from_select(
-        ["invoice_id", "position", *copied, "amount"],
-        select(literal(invoice_id, Integer), position, *(usage[name] for name in copied), amount)
-        .join_from(priced, UsageLine.__table__,
-                   (usage.id == usage_id) & (usage.org_id == org_id) & (usage.period == period))
-        .order_by(position)), execution_options={"preserve_rowcount": True}).rowcount
+        stored = conn.execute(insert(InvoiceLine.__table__).from_select(
+            ["invoice_id", "position", *_COPIED, "amount"],
+            select(literal(invoice_id, Integer), priced.c.key, *(usage[name] for name in _COPIED), amount)
+            .join_from(priced, UsageLine.__table__,
+                       (usage.id == usage_id) & (usage.org_id == org_id) & (usage.period == period))
+            .order_by(priced.c.key)), execution_options={"preserve_rowcount": True}).rowcount
     if stored != len(rows):
         raise RuntimeError(f"{len(rows)} usage lines were priced for invoice {invoice_id} but {stored} were copied")
 
