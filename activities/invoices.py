@@ -93,7 +93,7 @@ _COPY_LINES_SQL = (
     f"INSERT INTO invoice_lines (invoice_id, position, {', '.join(_COPIED)}, amount) "
     f"SELECT %s, priced.n - 1, {', '.join('u.' + name for name in _COPIED)}, priced.amount "
     "FROM unnest(%s::integer[], %s::numeric[]) WITH ORDINALITY AS priced(usage_id, amount, n) "
-    "JOIN usage_lines u ON u.id = priced.usage_id AND u.org_id = %s AND u.period = %s ORDER BY priced.n")
+    "JOIN usage_lines u ON u.id = priced.usage_id AND u.org_id = %s AND u.period = %s")
 
 
 def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
@@ -286,14 +286,14 @@ class InvoiceActivities:
         key = f"{request.org_id}:{request.period}:cloud"
         with activity_log_context(org_id=request.org_id, period=request.period) as log:
             try:
-                with self.db.session() as s:
-                    conn = s.connection()
+                with self.db.engine.begin() as conn:  # Core: no ORM session on the path every organization takes
                     existing = conn.execute(_INVOICE_BY_KEY, {"key": key}).scalar()
-                    created = existing is None
                     if existing is None:
                         sub = conn.execute(_ACTIVE_SUBSCRIPTION, {"org_id": request.org_id}).first()
-                        summary = self._settle(s, key, request, sub)
-                    else:
+                        summary = self._settle(conn, key, request, sub)
+                created = existing is None
+                if existing is not None:
+                    with self.db.session() as s:
                         sub = _subscription(s, request.org_id)
                         invoice = s.get(Invoice, existing)
                         if invoice.status == InvoiceStatus.PENDING:  # closed by the two-step settlement only
@@ -313,10 +313,10 @@ class InvoiceActivities:
                 log.info("cloud invoice already settled", invoice=summary.number, status=summary.status)
             return summary
 
-    def _settle(self, s: Session, key: str, request: SettleInvoiceRequest, sub: Row | None) -> InvoiceSummary:
+    def _settle(self, conn: Connection, key: str, request: SettleInvoiceRequest, sub: Row | None) -> InvoiceSummary:
         """Load what settlement needs (a statement per table), compute the plan (billing.settlement), store it.
         Prepared Core statements, not ORM units of work: this runs for every organization at every month-end."""
-        conn, org_id, period = s.connection(), request.org_id, request.period
+        org_id, period = request.org_id, request.period
         by_org = {"org_id": org_id}
         rows = _usage_rows(conn, org_id, period)
         priced = price_usage(row[:4] for row in rows)
@@ -336,7 +336,8 @@ class InvoiceActivities:
                                                           currency=CLOUD_CURRENCY, on=last_day_of(period))).lines
 
         def fx_rate(currency: str) -> Decimal:
-            return rate_in_force(s, FxRequest(currency=currency, at=period_end(period))).rate
+            with Session(bind=conn) as s:
+                return rate_in_force(s, FxRequest(currency=currency, at=period_end(period))).rate
 
         plan = settle(period=period, priced=priced, sub=subscribed, support=support, tax_for=tax_for,
                       activation=None if grace is None else ("expired" if grace[0] else "pending"), credits=credits,
