@@ -8,14 +8,15 @@ from collections import defaultdict
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
-from activities.invoices import CloseInvoiceRequest, InvoiceActivities
+from activities.invoices import CloseInvoiceRequest, InvoiceActivities, SettleInvoiceRequest
 from billing.invoicing import CloudInvoiceDraft, InvoiceLineDraft, UsageItem, build_cloud_invoice, price_usage
 from billing.money import round_money
-from billing.tables import Invoice, InvoiceLine, Organization, UsageLine
+from billing.tables import BillingProfile, Invoice, InvoiceLine, Organization, UsageLine
 
 AT = datetime(2027, 2, 1, tzinfo=timezone.utc)
 FIELDS = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
@@ -94,13 +95,13 @@ def test_no_usage_is_a_zero_invoice():
 _orgs = itertools.count()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(usage=st.lists(recorded_items, max_size=40))
-def test_closing_stores_exactly_the_lines_of_the_straightforward_invoice(db, usage):
+def _org_with_usage(db, usage: list[UsageItem]) -> str:
     org_id = f"org-{next(_orgs)}"
     with db.session() as s:
         s.add(Organization(id=org_id, name=org_id, created_at=AT))
         s.flush()
+        s.add(BillingProfile(org_id=org_id, country="JP", state="Tokyo", city="Tokyo", address_line1="1-1",
+                             postal_code="100-0001", updated_at=AT))
         # Usage of another period, recorded first, must stay out of this period's invoice.
         s.add(UsageLine(org_id=org_id, period="2026-12", project="web", service="Backup", sku="k",
                         start_date=date(2026, 12, 1), end_date=date(2027, 1, 1), quantity=Decimal(1),
@@ -108,16 +109,33 @@ def test_closing_stores_exactly_the_lines_of_the_straightforward_invoice(db, usa
         for item in usage:
             s.add(UsageLine(org_id=org_id, period="2027-01", **item.model_dump()))
             s.flush()
-    expected = straightforward_invoice(usage)
+    return org_id
 
-    summary = ActivityEnvironment().run(InvoiceActivities(db).close_cloud_invoice,
-                                        CloseInvoiceRequest(org_id=org_id, period="2027-01", at=AT))
 
+def _stored(db, invoice_id: int) -> tuple[Invoice, list[InvoiceLine]]:
     with db.session() as s:
-        invoice = s.get(Invoice, summary.invoice_id)
+        invoice = s.get(Invoice, invoice_id)
         lines = s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                        .order_by(InvoiceLine.position)).all()
-    assert (invoice.usage, invoice.billed_usage, invoice.total) == (expected.usage,) * 3
+    return invoice, lines
+
+
+@pytest.mark.parametrize("step", ["close_cloud_invoice", "settle_cloud_invoice"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(usage=st.lists(recorded_items, max_size=40))
+def test_invoicing_stores_exactly_the_lines_of_the_straightforward_invoice(db, step, usage):
+    """Both the two-step close (kept for running workflows) and the one-step settlement (the driver's cursor and
+    one fixed statement on PostgreSQL) store the lines the straightforward path computes."""
+    org_id = _org_with_usage(db, usage)
+    expected = straightforward_invoice(usage)
+    request = (CloseInvoiceRequest if step == "close_cloud_invoice" else SettleInvoiceRequest)(
+        org_id=org_id, period="2027-01", at=AT)
+
+    summary = ActivityEnvironment().run(getattr(InvoiceActivities(db), step), request)
+
+    invoice, lines = _stored(db, summary.invoice_id)
+    assert (invoice.usage, invoice.billed_usage) == (expected.usage,) * 2
+    assert invoice.total == expected.usage + invoice.tax == summary.total  # close leaves tax to finalize: 0
     assert [line.position for line in lines] == list(range(len(usage)))  # stored in position order
     assert [{name: getattr(line, name) for name in [*FIELDS, "amount"]} for line in lines] == \
         [line.model_dump() for line in expected.lines]
