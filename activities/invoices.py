@@ -14,8 +14,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Integer, Numeric, Row, Text, bindparam, cast, insert, literal, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Integer, Row, bindparam, insert, literal, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 from temporalio import activity
@@ -31,8 +30,8 @@ from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
 from billing.settlement import ZERO, Subscribed, first_day_of, settle, tax_invoice_currency
 from billing.support import PlanPeriod
-from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Payment, PaymentEvent,
-                            PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
+from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
+                            Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
 
 
@@ -138,8 +137,8 @@ def _copy_usage_lines(conn: Connection, invoice_id: int, org_id: str, period: st
 def _insert_tax_lines(conn: Connection, invoice_id: int, lines: Sequence[TaxLine]) -> None:
     if lines:
         conn.execute(_INSERT_TAX_LINES, [dict(invoice_id=invoice_id, position=position, name=line.name,
-                                                             rate=line.rate, amount=line.amount)
-                                                        for position, line in enumerate(lines)])
+                                              rate=line.rate, amount=line.amount)
+                                         for position, line in enumerate(lines)])
 
 
 def _tax_invoice_summary(s: Session, invoice: Invoice) -> TaxInvoiceSummary | None:
@@ -345,8 +344,9 @@ class InvoiceActivities:
 
         at = request.at
         invoice_id = conn.execute(_INSERT_INVOICE, dict(
-            key=key, number=None, fx_rate=None, cloud_invoice_id=None, org_id=org_id, kind="cloud", period=period, status=plan.status, currency=CLOUD_CURRENCY,
-            usage=plan.usage, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
+            key=key, number=None, fx_rate=None, cloud_invoice_id=None, org_id=org_id, kind="cloud", period=period,
+            status=plan.status, currency=CLOUD_CURRENCY, usage=plan.usage, billed_usage=plan.billed_usage,
+            tax=plan.tax, total=plan.total,
             amount_due=plan.amount_due, created_at=at, paid_at=at if plan.paid else None,
             billing_mode=plan.billing_mode, credits_applied=plan.credits_applied, invoiced=plan.invoiced,
             explanation=plan.explanation)).scalar_one()

@@ -33,10 +33,8 @@ import gc
 import logging
 import os
 import random
-import socket
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
