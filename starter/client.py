@@ -485,7 +485,7 @@ class BillingClient:
         workflow_id = settlement_workflow_id(org_id, period)
         try:
             handle = await self.temporal.start_workflow(
-                SettlementWorkflow.run, SettleInput(org_id=org_id, period=period), id=workflow_id,
+                SettlementWorkflow.run, SettleInput(org_id=org_id, period=period, one_step=True), id=workflow_id,
                 task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
                                                          SearchAttributePair(BILLING_PERIOD, period)]),

@@ -26,7 +26,6 @@ RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # organizations settle at more than the rate of a bare three-activity workflow (issue 4).
 CARD_MODES = ("card", "grace_charge")  # grace_charge: the code came too late, charged non-refundable (D2)
 LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
-ONE_STEP = "one-step-settlement"
 
 
 def _period_end(period: str) -> datetime:
@@ -38,13 +37,13 @@ class SettlementWorkflow:
     @workflow.run
     async def run(self, request: SettleInput) -> SettleResult:
         workflow.set_current_details(f"Closing the {request.period} cloud invoice of {request.org_id}")
-        if workflow.patched(ONE_STEP):
+        if request.one_step:
             # Close, support, tax, fx and finalize in one local activity and one transaction (issue 4).
             invoice = await workflow.execute_local_activity_method(
                 InvoiceActivities.settle_cloud_invoice,
                 SettleInvoiceRequest(org_id=request.org_id, period=request.period, at=workflow.now()), **LOCAL)
             workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
-        else:  # the two-step settlement that histories recorded before ONE_STEP replay this way
+        else:  # settlements started before the one-step settlement (SettleInput.one_step) finish this way
             invoice = await workflow.execute_local_activity_method(
                 InvoiceActivities.close_cloud_invoice,
                 CloseInvoiceRequest(org_id=request.org_id, period=request.period, at=workflow.now()), **LOCAL)
