@@ -28,7 +28,7 @@ from billing.db import Database
 from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_day_of, period_end, price_usage
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
-from billing.settlement import ZERO, Subscribed, first_day_of, settle, tax_invoice_currency
+from billing.settlement import ZERO, Subscribed, first_day_of, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
 from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
@@ -230,15 +230,11 @@ def _apply_credits_and_status(s: Session, invoice: Invoice, at: datetime, amount
     """D3/D6/D8: credits first (on the total, or on `amount` still open); what they leave is charged to the
     card, invoiced under the subscription, or held while an activation code is awaited (D2)."""
     remainder = _apply_credits(s, invoice, at, invoice.total if amount is None else amount, key)
-    if invoice.total == 0:
-        invoice.status = InvoiceStatus.FREE
-    elif remainder == 0:
-        invoice.status, invoice.paid_at = InvoiceStatus.PREPAID, at
-    elif invoice.billing_mode in ("subscription", "marketplace"):
-        invoice.status, invoice.invoiced = InvoiceStatus.INVOICED, remainder
-    else:
-        invoice.status = InvoiceStatus.CLOSED
-    invoice.amount_due = remainder if invoice.status == InvoiceStatus.CLOSED else Decimal("0")
+    invoice.status, invoiced, invoice.amount_due = status_of(invoice.total, remainder, invoice.billing_mode)
+    if invoice.status == InvoiceStatus.PREPAID:
+        invoice.paid_at = at
+    elif invoice.status == InvoiceStatus.INVOICED:
+        invoice.invoiced = invoiced
 
 
 # The statements settlement runs for every organization, built once (bound by name when executed).

@@ -298,8 +298,8 @@ async def temporal_part(opts: Options) -> None:
         lines = seed(plain, opts.orgs, opts.org_lines, credit=Decimal("100000.00"))
         print(f"  seeded               {opts.orgs} organizations, {lines} usage lines, a credit line each "
               f"(COPY, {time.perf_counter() - began:.1f} s)")
-        print("                       credits cover every invoice: each settlement closes, taxes and finalizes its "
-              "invoice in local activities and starts no payment")
+        print("                       credits cover every invoice: each settlement settles its invoice in one local "
+              "activity and starts no payment")
         db = Database(url)
         stack.callback(db.dispose)
         gateway = SandboxGateway(db)

@@ -74,6 +74,19 @@ def tax_invoice_currency(sub: Subscribed | None, period: str) -> str | None:
     return sub.terms.currency
 
 
+def status_of(total: Decimal, remainder: Decimal, billing_mode: str) -> tuple[str, Decimal, Decimal]:
+    """D8 from what the credits left of an invoice: (status, invoiced under the subscription, due on the card).
+    FREE totals nothing; PREPAID was covered by credits; INVOICED goes to the subscription's (or marketplace's)
+    invoice; CLOSED waits for the card, or is held while an activation code is awaited (D2)."""
+    if total == 0:
+        return "FREE", ZERO, ZERO
+    if remainder == 0:
+        return "PREPAID", ZERO, ZERO
+    if billing_mode in ("subscription", "marketplace"):
+        return "INVOICED", remainder, ZERO
+    return "CLOSED", ZERO, remainder
+
+
 def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str | None) -> str:
     """D6: how what credits leave is settled. D2: while an activation code is awaited, card charges are held
     (`activation` "pending"), and after the grace period they are made non-refundable ("expired")."""
@@ -104,17 +117,7 @@ def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support:
     on = last_day_of(period)
     drawdown = draw_credits(credits, total, on) if credits and total != 0 else None
     covered = drawdown.covered if drawdown else ZERO
-    remainder = total - covered
-    if total == 0:
-        status = "FREE"
-    elif remainder == 0:
-        status = "PREPAID"
-    elif mode in ("subscription", "marketplace"):
-        status = "INVOICED"
-    else:
-        status = "CLOSED"
-    invoiced = remainder if status == "INVOICED" else ZERO
-    amount_due = remainder if status == "CLOSED" else ZERO
+    status, invoiced, amount_due = status_of(total, total - covered, mode)
 
     currency = tax_invoice_currency(sub, period)
     tax_invoice = None
