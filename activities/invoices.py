@@ -25,10 +25,10 @@ from activities.support import add_support_lines
 from activities.tax import TaxActivities, TaxRequest
 from billing.credits import CreditLineState, draw_credits
 from billing.db import Database
-from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_day_of, period_end, price_usage
+from billing.invoicing import CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, period_end, price_usage
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
-from billing.settlement import ZERO, Subscribed, first_day_of, settle, status_of, tax_invoice_currency
+from billing.settlement import ZERO, Subscribed, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
 from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)

@@ -8,7 +8,6 @@ cannot skip time after an abandoned child starts (temporalio/sdk-java#2392).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time, timedelta, timezone
 
 from pydantic import BaseModel
 from sqlmodel import select
@@ -19,7 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from billing.config import BillingDurations
 from billing.db import Database
-from billing.invoicing import last_day_of
+from billing.invoicing import period_end
 from billing.tables import Organization
 from workflows.payment import ChargeInvoiceInput, PaymentWorkflow
 from workflows.shared import (BILLING_PERIOD, INVOICE_ID, ORG_ID, PAYMENT_STATUS, SETTLEMENT_WORKFLOW, SettleInput,
@@ -107,9 +106,9 @@ class StartingActivities:
                                     last_org_id=org_ids[-1] if org_ids else None)
 
     def _org_page(self, request: StartSettlementsRequest) -> list[str]:
-        period_end = datetime.combine(last_day_of(request.period) + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        ended = period_end(request.period)
         with self.db.session() as s:
-            query = select(Organization.id).where(Organization.created_at < period_end)
+            query = select(Organization.id).where(Organization.created_at < ended)
             if request.after_org_id is not None:
                 query = query.where(Organization.id > request.after_org_id)
             return list(s.exec(query.order_by(Organization.id).limit(request.limit)).all())

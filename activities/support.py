@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
@@ -11,7 +11,7 @@ from temporalio import activity
 
 from activities._context import activity_log_context
 from billing.db import Database
-from billing.invoicing import last_day_of
+from billing.invoicing import first_day_of, last_day_of
 from billing.support import PlanChange, PlanPeriod, SupportPlan, change_plan, support_charges
 from billing.tables import Invoice, InvoiceLine, InvoiceStatus, SupportPlanPeriod
 
@@ -76,7 +76,7 @@ def add_support_lines(s: Session, invoice: Invoice) -> Decimal:
     if not lines:
         return Decimal("0")
     position = s.exec(select(func.count()).select_from(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).one()
-    first, last = date.fromisoformat(f"{invoice.period}-01"), last_day_of(invoice.period)
+    first, last = first_day_of(invoice.period), last_day_of(invoice.period)
     for offset, line in enumerate(lines):
         s.add(InvoiceLine(invoice_id=invoice.id, position=position + offset, project="-", service="Support",
                           sku=f"SUPPORT_{line.plan.value.upper()}", start_date=first, end_date=last,

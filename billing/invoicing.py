@@ -116,6 +116,10 @@ def last_day_of(period: str) -> date:
     return date.fromordinal(first_of_next.toordinal() - 1)
 
 
+def first_day_of(period: str) -> date:
+    return date.fromisoformat(f"{period}-01")
+
+
 def period_end(period: str) -> datetime:
     """The instant the period ended: 00:00 UTC on the 1st of the next month."""
     return datetime.combine(last_day_of(period) + timedelta(days=1), time(0), tzinfo=timezone.utc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 
 from billing.credits import CreditLineState, Drawdown, draw_credits
@@ -140,7 +139,3 @@ def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support:
         total=total, billing_mode=mode, drawdown=drawdown, credits_applied=covered, status=status, invoiced=invoiced,
         amount_due=amount_due, explanation=billing.explanation if billing.billed_usage != priced.usage else None,
         tax_invoice=tax_invoice)
-
-
-def first_day_of(period: str) -> date:
-    return date.fromisoformat(f"{period}-01")

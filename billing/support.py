@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from billing.invoicing import last_day_of
+from billing.invoicing import first_day_of, last_day_of
 from billing.money import round_money
 
 PRICES = Path(__file__).parent / "data" / "support_plans.toml"
@@ -86,7 +86,7 @@ def support_charges(periods: list[PlanPeriod], period: str, usage: Decimal,
     """The month's support lines: max(rate x usage, minimum), prorated by the days billed (not in trial, not
     after billing stopped); one rounding per line (M1)."""
     prices = prices or plan_prices()
-    first = date.fromisoformat(f"{period}-01")
+    first = first_day_of(period)
     after = last_day_of(period) + timedelta(days=1)
     days_in_month = (after - first).days
     lines = []

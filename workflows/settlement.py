@@ -3,7 +3,7 @@ then the payment of whatever credits and the subscription leave to the card (SPE
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.starting import StartingActivities
     from activities.support import SupportActivities, SupportChargeRequest
     from activities.tax import TaxActivities, TaxRequest
-    from billing.invoicing import last_day_of
+    from billing.invoicing import last_day_of, period_end
     from billing.tax import Product
     from workflows.payment import ChargeInvoiceInput
     from workflows.shared import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
@@ -26,10 +26,6 @@ RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # organizations settle at more than the rate of a bare three-activity workflow (issue 4).
 CARD_MODES = ("card", "grace_charge")  # grace_charge: the code came too late, charged non-refundable (D2)
 LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
-
-
-def _period_end(period: str) -> datetime:
-    return datetime.combine(last_day_of(period) + timedelta(days=1), time(0), tzinfo=timezone.utc)
 
 
 @workflow.defn(name=SETTLEMENT_WORKFLOW)
@@ -91,7 +87,7 @@ class SettlementWorkflow:
         fx_rate = None
         if invoice.tax_invoice_currency not in (None, invoice.currency):
             fx = await workflow.execute_local_activity_method(
-                FxActivities.fx_rate, FxRequest(currency=invoice.tax_invoice_currency, at=_period_end(request.period)),
+                FxActivities.fx_rate, FxRequest(currency=invoice.tax_invoice_currency, at=period_end(request.period)),
                 **LOCAL)
             fx_rate = fx.rate
         return await workflow.execute_local_activity_method(
