@@ -28,6 +28,7 @@ from billing.config import BillingDurations
 from billing.db import Database
 from billing.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
+from contracts.clock import ClockInterceptor
 from workflows.activation import ActivationWorkflow
 from workflows.checkout import CheckoutWorkflow
 from workflows.mandate import RegisterMandateWorkflow
@@ -90,7 +91,8 @@ def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: Sm
 
 async def connect(address: str | None = None) -> Client:
     return await Client.connect(address or config.temporal_address() or "127.0.0.1:7233",
-                                namespace=config.temporal_namespace(), data_converter=pydantic_data_converter)
+                                namespace=config.temporal_namespace(), data_converter=pydantic_data_converter,
+                                interceptors=[ClockInterceptor()])
 
 
 async def main() -> None:

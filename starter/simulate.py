@@ -19,7 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from sqlmodel import SQLModel, select
-from temporalio.client import WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,6 +32,7 @@ from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
 from billing.support import SupportPlan
+from contracts.clock import ClockInterceptor, offset as clock_offset
 from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, SupportPlanPeriod)
 from starter.client import BillingClient, SubscriptionIn
@@ -82,6 +83,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+class SimulatedClock:
+    """Scenario time on the time-skipping server, whose clock starts at the present and only moves forward.
+
+    The scenario runs a whole number of seconds ahead of (or behind) its own dates; every flow converts back
+    (contracts.clock), so the database and the output hold the scenario's dates, whether past or future."""
+
+    def __init__(self, env: WorkflowEnvironment, offset_seconds: int) -> None:
+        self.env = env
+        self.offset_seconds = offset_seconds
+
+    @classmethod
+    async def starting_at(cls, env: WorkflowEnvironment, start: datetime) -> "SimulatedClock":
+        server_now = await env.get_current_time()
+        begin = server_now.replace(microsecond=0) + timedelta(seconds=1)  # whole seconds: instants print exactly
+        clock = cls(env, int((begin - start).total_seconds()))
+        await env.sleep(begin - server_now)
+        return clock
+
+    def to_server(self, moment: datetime) -> datetime:
+        return moment + timedelta(seconds=self.offset_seconds)
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time() - timedelta(seconds=self.offset_seconds)
+
+    async def advance_to(self, moment: datetime) -> None:
+        now = await self.now()
+        if moment > now:
+            await self.env.sleep(moment - now)
+
+
 @dataclass(order=True)
 class _Step:
     at: datetime
@@ -109,13 +140,15 @@ def previous_period(moment: datetime) -> str:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, env: WorkflowEnvironment, db: Database, task_queue: str,
-                 inbox: "_Inbox") -> None:
+    def __init__(self, scenario: Scenario, env: WorkflowEnvironment, client: Client, clock: SimulatedClock,
+                 db: Database, task_queue: str, inbox: "_Inbox") -> None:
         self.scenario = scenario
         self.env = env
+        self.client = client
+        self.clock = clock
         self.db = db
         self.gateway = SandboxGateway(db, rbi_processing=scenario.config.rbi_processing)
-        self.billing = BillingClient(env.client, db, self.gateway, clock=env.get_current_time,
+        self.billing = BillingClient(client, db, self.gateway, clock=clock.now,
                                      task_queue=task_queue, durations=scenario.config)
         self.inbox = inbox
         self.activation_workflows: list[str] = []
@@ -151,12 +184,10 @@ class Simulation:
         while True:
             due = await asyncio.to_thread(self.gateway.next_webhook_at)
             target = moment if due is None or due > moment else due
-            now = await self.env.get_current_time()
-            if target > now:
-                await self.env.sleep(target - now)
+            await self.clock.advance_to(target)
             if target is moment and (due is None or due > moment):
                 return
-            for body, signature in await asyncio.to_thread(self.gateway.due_webhooks, await self.env.get_current_time()):
+            for body, signature in await asyncio.to_thread(self.gateway.due_webhooks, await self.clock.now()):
                 await self.billing.handle_gateway_webhook(body, signature)  # what the webhook endpoint does
             await self._settle_down()
 
@@ -230,7 +261,7 @@ class Simulation:
     async def _settle_down(self) -> None:
         """Wait until every running workflow rests on something outside itself (a signal, a timer)."""
         for workflow_id in self.checkout_workflows:  # a confirmed checkout issues its invoice and starts its payment
-            handle = self.env.client.get_workflow_handle(workflow_id)
+            handle = self.client.get_workflow_handle(workflow_id)
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await self._idle(handle, CheckoutWorkflow.wait_idle)
         self.payment_workflows = list(dict.fromkeys(self.payment_workflows + await asyncio.to_thread(self._payments)))
@@ -239,12 +270,12 @@ class Simulation:
                                   + [(org_billing_workflow_id(o), OrgBillingWorkflow.wait_idle)
                                      for o in self.created_orgs]
                                   + [(w, SupportPlanWorkflow.wait_idle) for w in self.support_workflows]):
-            handle = self.env.client.get_workflow_handle(workflow_id)
+            handle = self.client.get_workflow_handle(workflow_id)
             if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
                 continue
             await self._idle(handle, idle)
         for workflow_id in self.checkout_workflows:  # the purchase confirmation follows the payment
-            handle = self.env.client.get_workflow_handle(workflow_id)
+            handle = self.client.get_workflow_handle(workflow_id)
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await self._idle(handle, CheckoutWorkflow.wait_idle)
 
@@ -280,27 +311,25 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
         env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path(),
                                                             data_converter=pydantic_data_converter)
         try:
-            await register_search_attributes(env.client)
-            now = await env.get_current_time()
-            start = utc(scenario.start)
-            if start < now:
-                raise ValueError(f"start {start.isoformat()} is before the time-skipping server's clock "
-                                 f"({now.isoformat()}): simulations run forward from the present")
-            await env.sleep(start - now)
+            config = env.client.config()
+            client = Client(**{**config, "interceptors": [*config["interceptors"], ClockInterceptor()]})
+            await register_search_attributes(client)
+            clock = await SimulatedClock.starting_at(env, utc(scenario.start))
             task_queue = f"simulate-{uuid.uuid4()}"
-            async with build_worker(env.client, db, SandboxGateway(db, rbi_processing=scenario.config.rbi_processing),
-                                    SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue,
-                                    durations=scenario.config):
-                with env.auto_time_skipping_disabled():
-                    simulation = Simulation(scenario, env, db, task_queue, inbox)
-                    await simulation.run()
-                    if history_sink is not None:
-                        for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
-                                            + simulation.payment_workflows + simulation.activation_workflows
-                                            + [org_billing_workflow_id(org) for org in simulation.created_orgs]
-                                            + simulation.checkout_workflows + simulation.support_workflows):
-                            handle = env.client.get_workflow_handle(workflow_id)
-                            history_sink[workflow_id] = await handle.fetch_history()
+            with clock_offset(clock.offset_seconds):
+                async with build_worker(client, db, SandboxGateway(db, rbi_processing=scenario.config.rbi_processing),
+                                        SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue,
+                                        durations=scenario.config):
+                    with env.auto_time_skipping_disabled():
+                        simulation = Simulation(scenario, env, client, clock, db, task_queue, inbox)
+                        await simulation.run()
+                        if history_sink is not None:
+                            for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
+                                                + simulation.payment_workflows + simulation.activation_workflows
+                                                + [org_billing_workflow_id(org) for org in simulation.created_orgs]
+                                                + simulation.checkout_workflows + simulation.support_workflows):
+                                handle = client.get_workflow_handle(workflow_id)
+                                history_sink[workflow_id] = await handle.fetch_history()
             return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())
         finally:
             await env.shutdown()

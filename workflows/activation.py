@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.activation import (ActivationActivities, FirstUsageRequest, HeldInvoice, IssueCodeRequest,
                                        OrgSubscription)
     from activities.email import EmailActivities, EmailRequest
@@ -82,12 +83,12 @@ class ActivationWorkflow:
             self._state.first_usage_on = first_usage
             self._state.grace_ends_at = grace_ends_at(first_usage, request.grace)
             workflow.upsert_search_attributes([GRACE_ENDS_AT.value_set(self._state.grace_ends_at)])
-            while not self._applied and workflow.now() < self._state.grace_ends_at:
-                left = days_left(self._state.grace_ends_at, workflow.now())
+            while not self._applied and clock.now() < self._state.grace_ends_at:
+                left = days_left(self._state.grace_ends_at, clock.now())
                 self._show("GRACE", f"Waiting for the activation code: {left} day(s) of the grace period left "
                                     f"(ends {self._state.grace_ends_at:%Y-%m-%d %H:%M} UTC)")
                 await self._wait(lambda: self._applied,
-                                 timeout=min(DETAILS_REFRESH, self._state.grace_ends_at - workflow.now()))
+                                 timeout=min(DETAILS_REFRESH, self._state.grace_ends_at - clock.now()))
         if not self._applied:
             await self._end_grace()
             self._show("GRACE_EXPIRED", "Grace period over: usage is charged to the card, non-refundable, "
@@ -118,14 +119,14 @@ class ActivationWorkflow:
             issued = await workflow.execute_activity_method(
                 ActivationActivities.issue_code,
                 IssueCodeRequest(org_id=self._request.org_id, subscription_id=self._request.subscription_id,
-                                 issue=issue, grace=self._request.grace, at=workflow.now()), **ACTIVITY)
+                                 issue=issue, grace=self._request.grace, at=clock.now()), **ACTIVITY)
             self._code_hash, self._state.codes_issued = issued.code_hash, issue
 
     async def _end_grace(self) -> None:
         outcome = await workflow.execute_activity_method(
             ActivationActivities.end_grace, OrgSubscription(org_id=self._request.org_id,
                                                             subscription_id=self._request.subscription_id,
-                                                            at=workflow.now()), **ACTIVITY)
+                                                            at=clock.now()), **ACTIVITY)
         await self._charge(outcome.to_charge, refundable=False)
         self._state.charged_invoices = [invoice.number for invoice in outcome.to_charge]
 
@@ -134,14 +135,14 @@ class ActivationWorkflow:
         outcome = await workflow.execute_activity_method(
             ActivationActivities.activate, OrgSubscription(org_id=self._request.org_id,
                                                            subscription_id=self._request.subscription_id,
-                                                           at=workflow.now()), **ACTIVITY)
+                                                           at=clock.now()), **ACTIVITY)
         await self._charge(outcome.to_charge, refundable=True)
-        self._state.applied_at = workflow.now()
-        self._show("APPLIED", f"Subscription activated on {workflow.now():%Y-%m-%d}")
+        self._state.applied_at = clock.now()
+        self._show("APPLIED", f"Subscription activated on {clock.now():%Y-%m-%d}")
         await workflow.execute_activity_method(
             EmailActivities.send_email,
             EmailRequest(key=f"activation_confirmed:{self._request.subscription_id}", org_id=self._request.org_id,
-                         kind="activation_confirmed", at=workflow.now(),
+                         kind="activation_confirmed", at=clock.now(),
                          data={"subscription": outcome.subscription_type.replace("_", " ")}), **ACTIVITY)
         self._busy = False
 

@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.consulting import CartRequest, ConsultingActivities, ConsultingInvoiceRequest
     from activities.email import EmailActivities, EmailRequest
     from activities.starting import StartingActivities
@@ -81,7 +82,7 @@ class CheckoutWorkflow:
         invoice = await workflow.execute_activity_method(
             ConsultingActivities.issue_invoice,
             ConsultingInvoiceRequest(org_id=request.org_id, purchase_id=request.purchase_id, level=cart.level,
-                                     amount=cart.price, tax_lines=cart.tax_lines, at=workflow.now()), **ACTIVITY)
+                                     amount=cart.price, tax_lines=cart.tax_lines, at=clock.now()), **ACTIVITY)
         self._state.invoice = invoice.number
         await workflow.execute_activity_method(
             StartingActivities.start_payment,
@@ -95,7 +96,7 @@ class CheckoutWorkflow:
         await workflow.execute_activity_method(
             EmailActivities.send_email,
             EmailRequest(key=f"consulting_confirmation:{request.purchase_id}", org_id=request.org_id,
-                         kind="consulting_confirmation", at=workflow.now(),
+                         kind="consulting_confirmation", at=clock.now(),
                          data={"invoice": invoice.number, "level": cart.level, "amount": str(cart.total),
                                "currency": "USD"}), **ACTIVITY)
         workflow.set_current_details(f"Purchased: {invoice.number} paid, confirmation e-mailed")
@@ -145,7 +146,7 @@ class CheckoutWorkflow:
             quote = await workflow.execute_activity_method(
                 ConsultingActivities.price, CartRequest(amount=self._state.price, country=address.country,
                                                         state=address.state, tax_id=address.tax_id,
-                                                        at=workflow.now()), **ACTIVITY)
+                                                        at=clock.now()), **ACTIVITY)
             self._state.cart = Cart(level=self._state.level, price=self._state.price, tax_lines=quote.lines,
                                     tax=quote.tax, total=self._state.price + quote.tax)
             workflow.set_current_details(f"Cart: {self._state.cart.total} USD; waiting for confirmation")

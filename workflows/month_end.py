@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.starting import StartSettlementsRequest, StartingActivities
     from billing.invoicing import period_before
 
@@ -62,4 +63,4 @@ class MonthEndWorkflow:
     def _scheduled_time() -> datetime:
         """When the Schedule meant to run this (a late or catch-up fire still settles the right month)."""
         scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
-        return scheduled or workflow.now()
+        return scheduled or clock.now()

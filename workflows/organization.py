@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.organization import (AttachRequest, InvoiceNotice, OrganizationActivities, OrgRef,
                                          StatusChange)
     from billing.gateway import TokenizedMethod
@@ -72,7 +73,7 @@ class OrgBillingWorkflow:
             await self._reconcile()
             self._busy = False
             deadline = self._next_deadline()
-            timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+            timeout = None if deadline is None else max(deadline - clock.now(), timedelta(0))
             try:
                 await workflow.wait_condition(lambda: self._changed or self._suggest_new_run(), timeout=timeout)
             except asyncio.TimeoutError:
@@ -100,7 +101,7 @@ class OrgBillingWorkflow:
         if not self._state.unpaid:
             target = OrgStatus.ACTIVE
         else:
-            overdue = workflow.now() - min(self._state.unpaid.values())
+            overdue = clock.now() - min(self._state.unpaid.values())
             target = (OrgStatus.LOCKED if overdue >= self._request.overdue_lock else
                       OrgStatus.SUSPENDED if overdue >= self._request.overdue_suspend else self._state.status)
             if self._state.status != OrgStatus.ACTIVE and target == OrgStatus.ACTIVE:
@@ -112,7 +113,7 @@ class OrgBillingWorkflow:
             await workflow.execute_activity_method(
                 OrganizationActivities.set_status,
                 StatusChange(org_id=self._request.org_id, status=target, invoices=sorted(self._state.unpaid),
-                             at=workflow.now()), **ACTIVITY)
+                             at=clock.now()), **ACTIVITY)
             self._state.status = target
         workflow.upsert_search_attributes([ORG_STATUS.value_set(target.value)])
         self._details()
@@ -146,7 +147,7 @@ class OrgBillingWorkflow:
             attached = await workflow.execute_activity_method(
                 OrganizationActivities.attach,
                 AttachRequest(org_id=self._request.org_id, method=update.method, authenticate=update.authenticate,
-                              at=workflow.now()), **ACTIVITY)
+                              at=clock.now()), **ACTIVITY)
             if not attached.authenticated:
                 return PaymentMethodUpdated(authenticated=False, retried=[], collected=0, still_failed=[])
             failed = await workflow.execute_activity_method(OrganizationActivities.failed_invoices,
@@ -173,7 +174,7 @@ class OrgBillingWorkflow:
         if not method.token:
             raise ValueError("payment_method: no tokenized method given")
         if method.kind == "card":
-            today = workflow.now().date()
+            today = clock.now().date()
             if method.exp_year is None or method.exp_month is None or \
                     date(method.exp_year + method.exp_month // 12, method.exp_month % 12 + 1, 1) <= today:
                 raise ValueError("payment_method.exp: the card has expired")

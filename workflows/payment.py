@@ -11,6 +11,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.email import EmailActivities, EmailRequest
     from activities.fx import FxActivities, FxRequest
     from activities.payments import ChargeOutcome, ChargeRequest, PaymentActivities
@@ -89,13 +90,13 @@ class PaymentWorkflow:
             if workflow.patched(RBI_PATCH):
                 prepared = await workflow.execute_activity_method(
                     RbiActivities.prepare_charge,
-                    PrepareRequest(org_id=request.org_id, register_mandate=attempt > 1, at=workflow.now()),
+                    PrepareRequest(org_id=request.org_id, register_mandate=attempt > 1, at=clock.now()),
                     start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
                     retry_policy=ACTIVITY_RETRY)
                 if prepared.charge_currency not in (None, request.currency):
                     # SPEC E3: the rate in force as the payment moves to PROCESSING, recorded, never recomputed.
                     fx = await workflow.execute_activity_method(
-                        FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=workflow.now()),
+                        FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=clock.now()),
                         start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
                     charge_currency, fx_rate = prepared.charge_currency, fx.rate
             outcome = await workflow.execute_activity_method(
@@ -103,7 +104,7 @@ class PaymentWorkflow:
                 ChargeRequest(org_id=request.org_id, invoice_id=request.invoice_id,
                               invoice_number=request.invoice_number, attempt=attempt,
                               idempotency_key=f"{request.invoice_number}:{attempt}", amount=request.amount,
-                              currency=request.currency, at=workflow.now(), refundable=request.refundable,
+                              currency=request.currency, at=clock.now(), refundable=request.refundable,
                               charge_currency=charge_currency, fx_rate=fx_rate),
                 start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             )
@@ -156,7 +157,7 @@ class PaymentWorkflow:
         self._show(PaymentStatus.PROCESSING, f"{outcome.amount} {outcome.currency} at {outcome.fx_rate} with the "
                    "issuer for its notice period; waiting for the issuer's outcome", waiting_for="issuer")
         if outcome.requires_authorization and charge not in self._outcomes:
-            deadline = workflow.now() + request.rbi_authorization_window
+            deadline = clock.now() + request.rbi_authorization_window
             await self._email(request, "authorization_required", f"authorization_required:{charge}", outcome,
                               deadline=f"{deadline:%Y-%m-%d %H:%M}")
             self._show(PaymentStatus.PROCESSING, f"Above INR 15,000: waiting for the customer's authorization until "
@@ -164,16 +165,16 @@ class PaymentWorkflow:
             await self._rest(lambda: charge in self._authorized or charge in self._outcomes
                              or self._reversal_requested, deadline)
             while self._reversal_requested and charge not in self._authorized and charge not in self._outcomes \
-                    and workflow.now() < deadline:
+                    and clock.now() < deadline:
                 await self._reverse(outcome)
                 await self._rest(lambda: charge in self._authorized or charge in self._outcomes, deadline)
             if charge in self._authorized:
                 await workflow.execute_activity_method(RbiActivities.authorize,
-                                                       PaymentRef(payment_id=outcome.payment_id, at=workflow.now()),
+                                                       PaymentRef(payment_id=outcome.payment_id, at=clock.now()),
                                                        start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
             elif charge not in self._outcomes:
                 status = await workflow.execute_activity_method(
-                    RbiActivities.withdraw_unauthorized, PaymentRef(payment_id=outcome.payment_id, at=workflow.now()),
+                    RbiActivities.withdraw_unauthorized, PaymentRef(payment_id=outcome.payment_id, at=clock.now()),
                     start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
                 return outcome.model_copy(update={"status": PaymentStatus(status),
                                                   "failure_code": "authorization_missing"})
@@ -187,7 +188,7 @@ class PaymentWorkflow:
         status = await workflow.execute_activity_method(
             RbiActivities.record_outcome,
             IssuerOutcome(payment_id=outcome.payment_id, succeeded=result.succeeded, failure_code=result.failure_code,
-                          at=workflow.now()),
+                          at=clock.now()),
             start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         return outcome.model_copy(update={"status": PaymentStatus(status), "failure_code": result.failure_code})
 
@@ -207,7 +208,7 @@ class PaymentWorkflow:
         if self._state.status == PaymentStatus.PENDING_REVERSAL:
             return
         await workflow.execute_activity_method(RbiActivities.mark_pending_reversal,
-                                               PaymentRef(payment_id=outcome.payment_id, at=workflow.now()),
+                                               PaymentRef(payment_id=outcome.payment_id, at=clock.now()),
                                                start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         self._show(PaymentStatus.PENDING_REVERSAL, "Pending reversal: refunded if the issuer's outcome is a "
                    "success, cancelled if it is a failure (SPEC E6)", waiting_for="issuer")
@@ -215,7 +216,7 @@ class PaymentWorkflow:
     async def _rest(self, condition, until=None) -> None:
         self._busy, self._wake = False, condition
         try:
-            timeout = None if until is None else max(until - workflow.now(), timedelta(0))
+            timeout = None if until is None else max(until - clock.now(), timedelta(0))
             await workflow.wait_condition(condition, timeout=timeout)
         except asyncio.TimeoutError:
             pass
@@ -265,6 +266,6 @@ class PaymentWorkflow:
             data["failure_code"] = outcome.failure_code
         await workflow.execute_activity_method(
             EmailActivities.send_email,
-            EmailRequest(key=key, org_id=request.org_id, kind=kind, data=data, at=workflow.now()),
+            EmailRequest(key=key, org_id=request.org_id, kind=kind, data=data, at=clock.now()),
             start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
         )

@@ -9,6 +9,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.email import EmailActivities, EmailRequest
     from activities.fx import FxActivities, FxRequest
     from activities.invoices import (CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary,
@@ -37,12 +38,12 @@ class SettlementWorkflow:
             # Close, support, tax, fx and finalize in one local activity and one transaction (issue 4).
             invoice = await workflow.execute_local_activity_method(
                 InvoiceActivities.settle_cloud_invoice,
-                SettleInvoiceRequest(org_id=request.org_id, period=request.period, at=workflow.now()), **LOCAL)
+                SettleInvoiceRequest(org_id=request.org_id, period=request.period, at=clock.now()), **LOCAL)
             workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
         else:  # settlements started before the one-step settlement (SettleInput.one_step) finish this way
             invoice = await workflow.execute_local_activity_method(
                 InvoiceActivities.close_cloud_invoice,
-                CloseInvoiceRequest(org_id=request.org_id, period=request.period, at=workflow.now()), **LOCAL)
+                CloseInvoiceRequest(org_id=request.org_id, period=request.period, at=clock.now()), **LOCAL)
             workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
             if invoice.status == "PENDING":
                 invoice = await self._finalize(request, invoice)
@@ -51,7 +52,7 @@ class SettlementWorkflow:
             await workflow.execute_activity_method(
                 EmailActivities.send_email,
                 EmailRequest(key=f"tax_invoice:{invoice.tax_invoice.number}", org_id=request.org_id, kind="tax_invoice",
-                             at=workflow.now(), data={"invoice": invoice.tax_invoice.number, "period": request.period,
+                             at=clock.now(), data={"invoice": invoice.tax_invoice.number, "period": request.period,
                                                       "amount": str(invoice.tax_invoice.total),
                                                       "amount_due": str(invoice.tax_invoice.amount_due),
                                                       "currency": invoice.tax_invoice.currency,
@@ -92,5 +93,5 @@ class SettlementWorkflow:
             fx_rate = fx.rate
         return await workflow.execute_local_activity_method(
             InvoiceActivities.finalize_invoice,
-            FinalizeRequest(invoice_id=invoice.invoice_id, tax_lines=tax_lines, fx_rate=fx_rate, at=workflow.now()),
+            FinalizeRequest(invoice_id=invoice.invoice_id, tax_lines=tax_lines, fx_rate=fx_rate, at=clock.now()),
             **LOCAL)

@@ -11,6 +11,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import clock
     from activities.email import EmailActivities, EmailRequest
     from activities.support import PlanChangeRequest, SupportActivities
     from billing.support import PlanChange, SupportPlan
@@ -46,7 +47,7 @@ class SupportPlanWorkflow:
             timeout = None
             if self._pending is not None:
                 effective = datetime.combine(self._pending.effective, time(0), tzinfo=timezone.utc)
-                timeout = max(effective - workflow.now(), timedelta(0))
+                timeout = max(effective - clock.now(), timedelta(0))
                 workflow.set_current_details(f"{self._plan.value.title()} until {self._pending.effective}; then "
                                              f"{self._pending.plan.value.title()} (timer to that instant)")
             else:
@@ -64,7 +65,7 @@ class SupportPlanWorkflow:
     async def change_plan(self, request: ChangePlan) -> PlanChange:
         change = await workflow.execute_activity_method(
             SupportActivities.record_change, PlanChangeRequest(org_id=self._org, plan=request.plan,
-                                                               at=workflow.now()), **ACTIVITY)
+                                                               at=clock.now()), **ACTIVITY)
         if change.billing_stopped is not None:
             self._plan, self._pending = change.plan, None
             note = f"Cancelled during the trial: billing stopped on {change.billing_stopped}."
@@ -74,8 +75,8 @@ class SupportPlanWorkflow:
         self._changed = True
         await workflow.execute_activity_method(
             EmailActivities.send_email,
-            EmailRequest(key=f"support_plan_changed:{self._org}:{workflow.now().isoformat()}", org_id=self._org,
-                         kind="support_plan_changed", at=workflow.now(),
+            EmailRequest(key=f"support_plan_changed:{self._org}:{clock.now().isoformat()}", org_id=self._org,
+                         kind="support_plan_changed", at=clock.now(),
                          data={"plan": change.plan.value.title(), "effective": change.effective.isoformat(),
                                "note": note}), **ACTIVITY)
         return change
