@@ -56,13 +56,12 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     consulting = ConsultingActivities(db)
     support = SupportActivities(db)
     organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations())
-    return [payments.charge_payment, invoices.settle_cloud_invoice, invoices.close_cloud_invoice,
-            invoices.finalize_invoice, tax.compute_tax,
+    return [payments.charge_payment, invoices.settle_cloud_invoice,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
             activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
             rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,
             rbi.record_outcome, organization.attach, organization.failed_invoices, organization.set_status,
-            organization.notify, consulting.price, consulting.issue_invoice, support.record_change, support.add_charges]
+            organization.notify, consulting.price, consulting.issue_invoice, support.record_change]
 
 
 def install_runtime() -> None:

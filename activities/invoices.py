@@ -1,8 +1,8 @@
-"""Invoice activities: close a period's cloud invoice (once per organization and period), then finalize it.
+"""Invoice activities: settle a period's cloud invoice, once per organization and period, in one transaction.
 
-Closing rates the usage and applies the subscription (SPEC D1); finalizing adds the tax lines, draws the
-credits (D3, D6), decides the status (D8) and issues the tax invoice in the subscription's currency (D5, M2).
-Each runs in one database transaction keyed by the invoice's business key, so a retry changes nothing.
+Settling rates the usage and applies the subscription (SPEC D1), adds the support lines (B1) and the tax lines,
+draws the credits (D3, D6), decides the status (D8) and issues the tax invoice in the subscription's currency
+(D5, M2). Keyed by the invoice's business key, so a retry changes nothing.
 """
 
 from __future__ import annotations
@@ -21,24 +21,18 @@ from temporalio import activity
 
 from activities._context import activity_log_context
 from activities.fx import FxRequest, rate_in_force
-from activities.support import add_support_lines
 from activities.tax import TaxActivities, TaxRequest
 from billing.credits import CreditLineState, draw_credits
+from billing.cycle import cloud_invoice_key, open_cycle
 from billing.db import Database
-from billing.invoicing import CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, period_end, price_usage
-from billing.money import round_money
-from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType, bill_period
+from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, next_period, period_end,
+                              price_usage)
+from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType
 from billing.settlement import ZERO, Subscribed, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
 from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
-
-
-class CloseInvoiceRequest(BaseModel):
-    org_id: str
-    period: str  # YYYY-MM
-    at: datetime
 
 
 class TaxInvoiceSummary(BaseModel):
@@ -74,13 +68,6 @@ class SettleInvoiceRequest(BaseModel):
     org_id: str
     period: str  # YYYY-MM
     at: datetime
-
-
-class FinalizeRequest(BaseModel):
-    invoice_id: int
-    tax_lines: list[TaxLine]
-    fx_rate: Decimal | None = None  # USD -> tax invoice currency, from the fx activity
-    at: datetime | None = None
 
 
 _USAGE_SQL = ("SELECT project, service, quantity, unit_price, id FROM usage_lines WHERE org_id = %s AND period = %s "
@@ -243,7 +230,10 @@ _PLANS, _ACTIVATIONS, _CREDITS = SupportPlanPeriod.__table__, Activation.__table
 _ACTIVE_SUBSCRIPTION = (select(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.org_id == bindparam("org_id"),
                                                      _SUBSCRIPTIONS.c.status == "ACTIVE")
                         .order_by(_SUBSCRIPTIONS.c.id.desc()).limit(1))
-_INVOICE_BY_KEY = select(_INVOICES.c.id).where(_INVOICES.c.key == bindparam("key"))
+_INVOICE_BY_KEY = select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.status).where(
+    _INVOICES.c.key == bindparam("key"))
+_CLOSE_PENDING = update(_INVOICES).where(_INVOICES.c.id == bindparam("pending_id"),
+                                         _INVOICES.c.status == InvoiceStatus.PENDING)
 _PROFILE = select(_PROFILES.c.country, _PROFILES.c.state, _PROFILES.c.tax_id).where(
     _PROFILES.c.org_id == bindparam("org_id"))
 _SUPPORT_PERIODS = (select(_PLANS.c.plan, _PLANS.c.start_date, _PLANS.c.end_date, _PLANS.c.trial_ends,
@@ -278,24 +268,18 @@ class InvoiceActivities:
         apply the subscription, D1), add the support lines (B1), tax it (C1-C4), draw the credits (D3, D6), decide
         its status (D8) and issue the tax invoice (D5, M2). Keyed by the invoice's business key: a retry, a second
         settlement or a crash after commit changes nothing, and a crash before commit leaves nothing half-written."""
-        key = f"{request.org_id}:{request.period}:cloud"
+        key = cloud_invoice_key(request.org_id, request.period)
         with activity_log_context(org_id=request.org_id, period=request.period) as log:
             try:
                 with self.db.engine.begin() as conn:  # Core: no ORM session on the path every organization takes
-                    existing = conn.execute(_INVOICE_BY_KEY, {"key": key}).scalar()
-                    if existing is None:
+                    existing = conn.execute(_INVOICE_BY_KEY, {"key": key}).first()
+                    created = existing is None or existing.status == InvoiceStatus.PENDING
+                    if created:
                         sub = conn.execute(_ACTIVE_SUBSCRIPTION, {"org_id": request.org_id}).first()
-                        summary = self._settle(conn, key, request, sub)
-                created = existing is None
-                if existing is not None:
+                        summary = self._settle(conn, key, request, sub, pending=existing)
+                if not created:
                     with self.db.session() as s:
-                        sub = _subscription(s, request.org_id)
-                        invoice = s.get(Invoice, existing)
-                        if invoice.status == InvoiceStatus.PENDING:  # closed by the two-step settlement only
-                            tax_invoice = self._finalize_pending(s, invoice, sub, request)
-                            summary = summarize(s, invoice, False, sub, _tax_summary_of(tax_invoice))
-                        else:
-                            summary = summarize(s, invoice, False, sub)
+                        summary = summarize(s, s.get(Invoice, existing.id), False)
             except IntegrityError:
                 # A concurrent attempt settled it first: the unique business key refused the duplicate.
                 with self.db.session() as s:
@@ -308,7 +292,8 @@ class InvoiceActivities:
                 log.info("cloud invoice already settled", invoice=summary.number, status=summary.status)
             return summary
 
-    def _settle(self, conn: Connection, key: str, request: SettleInvoiceRequest, sub: Row | None) -> InvoiceSummary:
+    def _settle(self, conn: Connection, key: str, request: SettleInvoiceRequest, sub: Row | None,
+                pending: Row | None) -> InvoiceSummary:
         """Load what settlement needs (a statement per table), compute the plan (billing.settlement), store it.
         Prepared Core statements, not ORM units of work: this runs for every organization at every month-end."""
         org_id, period = request.org_id, request.period
@@ -339,15 +324,21 @@ class InvoiceActivities:
                       fx_rate=fx_rate)
 
         at = request.at
-        invoice_id = conn.execute(_INSERT_INVOICE, dict(
-            key=key, number=None, fx_rate=None, cloud_invoice_id=None, org_id=org_id, kind="cloud", period=period,
-            status=plan.status, currency=CLOUD_CURRENCY, usage=plan.usage, billed_usage=plan.billed_usage,
-            tax=plan.tax, total=plan.total,
+        closed = dict(
+            status=plan.status, usage=plan.usage, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
             amount_due=plan.amount_due, created_at=at, paid_at=at if plan.paid else None,
             billing_mode=plan.billing_mode, credits_applied=plan.credits_applied, invoiced=plan.invoiced,
-            explanation=plan.explanation)).scalar_one()
-        number = invoice_number(period, invoice_id)
-        conn.execute(_SET_NUMBER, {"invoice_id": invoice_id, "number": number})
+            explanation=plan.explanation)
+        if pending is None:
+            invoice_id = conn.execute(_INSERT_INVOICE, dict(
+                key=key, number=None, fx_rate=None, cloud_invoice_id=None, org_id=org_id, kind="cloud", period=period,
+                currency=CLOUD_CURRENCY, **closed)).scalar_one()
+            number = invoice_number(period, invoice_id)
+            conn.execute(_SET_NUMBER, {"invoice_id": invoice_id, "number": number})
+        else:  # G0: the cycle's PENDING invoice is closed, keeping its id and number; issued at the month-end
+            invoice_id, number = pending.id, pending.number
+            if conn.execute(_CLOSE_PENDING, {"pending_id": invoice_id, **closed}).rowcount != 1:
+                raise RuntimeError(f"invoice {number} was closed by a concurrent settlement")  # retried: then found
         _copy_usage_lines(conn, invoice_id, org_id, period, rows, priced.amounts)
         if plan.support_lines:
             first, last = first_day_of(period), last_day_of(period)
@@ -391,136 +382,10 @@ class InvoiceActivities:
             _insert_tax_lines(conn, tax_id, ti.tax_lines)
             tax_summary = TaxInvoiceSummary(invoice_id=tax_id, number=tax_number, currency=ti.currency, total=ti.total,
                                             amount_due=ti.amount_due, fx_rate=ti.fx_rate)
+        open_cycle(conn, org_id, next_period(period), at)  # G0: the next cycle's PENDING invoice
         return InvoiceSummary(
             invoice_id=invoice_id, number=number, org_id=org_id, period=period, kind="cloud", status=plan.status,
             currency=CLOUD_CURRENCY, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
             amount_due=plan.amount_due, created=True, billing_mode=plan.billing_mode,
             taxable=plan.billing_mode != "marketplace", refundable=plan.billing_mode != "grace_charge",
             tax_invoice_currency=tax_invoice_currency(subscribed, period), tax_invoice=tax_summary)
-
-    def _finalize_pending(self, s: Session, invoice: Invoice, sub: Subscription | None,
-                          request: SettleInvoiceRequest) -> Invoice | None:
-        """What the two-step settlement did between close and finalize, in the same transaction."""
-        add_support_lines(s, invoice)
-        tax_lines: list[TaxLine] = []
-        if invoice.billing_mode != "marketplace":  # the marketplace taxes its own invoice (seed 004)
-            tax_lines = self.tax.quote_in(s, TaxRequest(
-                org_id=invoice.org_id, product=Product.ATLAS, amount=invoice.billed_usage, currency=invoice.currency,
-                on=last_day_of(invoice.period))).lines
-        currency = _tax_invoice_currency(sub, invoice.period)
-        fx_rate = None
-        if currency not in (None, invoice.currency):
-            fx_rate = rate_in_force(s, FxRequest(currency=currency, at=period_end(invoice.period))).rate
-        return self._finalize(s, invoice, FinalizeRequest(invoice_id=invoice.id, tax_lines=tax_lines,
-                                                          fx_rate=fx_rate, at=request.at), sub)
-
-    @activity.defn(name="close_cloud_invoice")
-    def close_cloud_invoice(self, request: CloseInvoiceRequest) -> InvoiceSummary:
-        key = f"{request.org_id}:{request.period}:cloud"
-        with activity_log_context(org_id=request.org_id, period=request.period) as log:
-            try:
-                with self.db.session() as s:
-                    existing = s.exec(select(Invoice).where(Invoice.key == key)).first()
-                    if existing is not None:
-                        log.info("cloud invoice already closed", invoice=existing.number)
-                        return summarize(s, existing, created=False)
-                    sub = _subscription(s, request.org_id)
-                    invoice = self._create(s, key, request, sub)
-                    summary = summarize(s, invoice, True, sub, None)
-            except IntegrityError:
-                # A concurrent attempt closed it first: the unique business key refused the duplicate.
-                with self.db.session() as s:
-                    return summarize(s, s.exec(select(Invoice).where(Invoice.key == key)).one(), created=False)
-            log.info("cloud invoice closed", invoice=summary.number, billed_usage=str(summary.billed_usage),
-                     billing_mode=summary.billing_mode)
-            return summary
-
-    def _create(self, s: Session, key: str, request: CloseInvoiceRequest | SettleInvoiceRequest,
-                sub: Subscription | None) -> Invoice:
-        # Tuples, not ORM objects, and one statement for all the lines: an organization may have a million (issue 4).
-        rows = _usage_rows(s.connection(), request.org_id, request.period)
-        draft = price_usage(row[:4] for row in rows)
-        terms = _terms(sub) if sub is not None else None
-        state = (CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
-                                 cumulative_billed=sub.cumulative_billed, months_billed=sub.months_billed)
-                 if sub is not None else CommitmentState())
-        billing = bill_period(terms, state, draft.usage, request.period)
-        if sub is not None:
-            # The commitment's state moves in the same transaction as the invoice that moved it.
-            sub.bank, sub.cumulative_usage = billing.state.bank, billing.state.cumulative_usage
-            sub.cumulative_billed, sub.months_billed = billing.state.cumulative_billed, billing.state.months_billed
-            sub.last_period = request.period
-            s.add(sub)
-        mode = "card"
-        if billing.invoiced_under_subscription:
-            mode = "marketplace" if sub is not None and sub.type == SubscriptionType.MARKETPLACE else "subscription"
-        invoice = Invoice(key=key, org_id=request.org_id, kind="cloud", period=request.period,
-                          status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY, usage=draft.usage,
-                          billed_usage=billing.billed_usage, tax=Decimal("0"), total=billing.billed_usage,
-                          amount_due=billing.billed_usage, created_at=request.at, billing_mode=mode,
-                          explanation=billing.explanation if billing.billed_usage != draft.usage else None)
-        s.add(invoice)
-        s.flush()
-        invoice.number = invoice_number(request.period, invoice.id)
-        _copy_usage_lines(s.connection(), invoice.id, request.org_id, request.period, rows, draft.amounts)
-        s.add(invoice)
-        return invoice
-
-    @activity.defn(name="finalize_invoice")
-    def finalize_invoice(self, request: FinalizeRequest) -> InvoiceSummary:
-        """Tax, credits, status and the tax invoice: total = billed usage + tax (C4); amount due = total -
-        credits applied (D8); what credits leave is charged to the card or invoiced under the subscription (D6)."""
-        with self.db.session() as s:
-            invoice = s.get(Invoice, request.invoice_id)
-            if invoice.status != InvoiceStatus.PENDING:
-                return summarize(s, invoice, created=False)
-            sub = _subscription(s, invoice.org_id)
-            tax_invoice = self._finalize(s, invoice, request, sub)
-            summary = summarize(s, invoice, True, sub, _tax_summary_of(tax_invoice))
-        with activity_log_context(org_id=invoice.org_id, invoice=invoice.number) as log:
-            log.info("invoice finalized", total=str(invoice.total), tax=str(invoice.tax), status=invoice.status,
-                     credits_applied=str(invoice.credits_applied), amount_due=str(invoice.amount_due))
-        return summary
-
-    def _finalize(self, s: Session, invoice: Invoice, request: FinalizeRequest,
-                  sub: Subscription | None) -> Invoice | None:
-        """Tax lines, credits, status and (when the subscription gets one) the tax invoice, which it returns."""
-        at = request.at or invoice.created_at
-        tax = sum((line.amount for line in request.tax_lines), Decimal("0"))
-        for position, line in enumerate(request.tax_lines):
-            s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
-        invoice.tax = tax
-        invoice.total = invoice.billed_usage + tax
-        invoice.billing_mode = _awaiting_activation(s, invoice)
-        _apply_credits_and_status(s, invoice, at)
-        s.add(invoice)
-        currency = _tax_invoice_currency(sub, invoice.period)
-        if currency is None:
-            return None
-        return self._issue_tax_invoice(s, invoice, request, currency, at)
-
-    @staticmethod
-    def _issue_tax_invoice(s: Session, cloud: Invoice, request: FinalizeRequest, currency: str,
-                           at: datetime) -> Invoice:
-        """SPEC D5/M2: the amount to pay, in the subscription's currency at the rate in force at period end."""
-        rate = Decimal("1") if currency == CLOUD_CURRENCY else request.fx_rate
-        if rate is None:
-            raise ValueError(f"a {currency} tax invoice needs the USD->{currency} rate")
-        convert = lambda amount: round_money(amount * rate, currency)  # noqa: E731  (one rounding per line, M1)
-        billed = convert(cloud.billed_usage)
-        tax_lines = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in request.tax_lines]
-        tax = sum((line.amount for line in tax_lines), Decimal("0"))
-        total = billed + tax
-        due = total - convert(cloud.credits_applied) if cloud.status == InvoiceStatus.INVOICED else Decimal("0")
-        tax_invoice = Invoice(key=f"{cloud.org_id}:{cloud.period}:tax", org_id=cloud.org_id, kind="tax",
-                              period=cloud.period, status=cloud.status, currency=currency, usage=convert(cloud.usage),
-                              billed_usage=billed, tax=tax, total=total, amount_due=due, created_at=at,
-                              billing_mode=cloud.billing_mode, fx_rate=None if currency == CLOUD_CURRENCY else rate,
-                              cloud_invoice_id=cloud.id, paid_at=cloud.paid_at)
-        s.add(tax_invoice)
-        s.flush()
-        tax_invoice.number = invoice_number(cloud.period, tax_invoice.id).replace("INV-", "TAX-")
-        s.add(tax_invoice)
-        for position, line in enumerate(tax_lines):
-            s.add(InvoiceTaxLine(invoice_id=tax_invoice.id, position=position, **line.model_dump()))
-        return tax_invoice

@@ -65,7 +65,7 @@ async def start_settlement_workflow(client: Client, task_queue: str, org_id: str
     """Start the settlement of one organization and period; False if it was already started (H1)."""
     try:
         await client.start_workflow(
-            SETTLEMENT_WORKFLOW, SettleInput(org_id=org_id, period=period, one_step=True),
+            SETTLEMENT_WORKFLOW, SettleInput(org_id=org_id, period=period),
             id=settlement_workflow_id(org_id, period), task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),

@@ -11,10 +11,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 from sqlmodel import Session
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities._context import activity_log_context
 from billing.db import Database
 from billing.tables import BillingProfile
 from billing.tax import OfflineRegistry, Product, TaxIdRegistry, TaxLine, TaxTable, default_table, tax_lines_for
@@ -50,14 +48,6 @@ class TaxActivities:
         self.db = db
         self.registry = registry or OfflineRegistry()
         self.table = table or default_table()
-
-    @activity.defn(name="compute_tax")
-    def compute_tax(self, request: TaxRequest) -> TaxQuote:
-        with activity_log_context(org_id=request.org_id, product=request.product) as log:
-            with self.db.session() as s:
-                result = self.quote_in(s, request)
-            log.info("tax computed", country=result.country, tax=str(result.tax), lines=len(result.lines))
-            return result
 
     def quote_in(self, s: Session, request: TaxRequest) -> TaxQuote:
         """The quote for the organization's billing address as read in session `s` (settlement's transaction)."""

@@ -105,6 +105,11 @@ def period_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def next_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
 def period_before(moment: datetime) -> str:
     """The month that ended at `moment` (a month-end runs at 00:00 UTC on the 1st)."""
     return period_of(moment.date() - timedelta(days=1))

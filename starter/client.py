@@ -19,6 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.organization import start_org_billing
 from activities.starting import start_payment_workflow
 from billing.cards import CardIn, PayPalIn
+from billing.cycle import add_usage, open_cycle
 from billing.db import Database
 from billing.gateway import PaymentGateway, TokenizedMethod, verify_webhook
 from billing.invoicing import UsageItem, period_of
@@ -152,6 +153,8 @@ class BillingClient:
             s.add(BillingProfile(org_id=org.id, updated_at=at, **org.billing_profile.model_dump()))
             if method is not None:
                 s.add(PaymentMethod(org_id=org.id, created_at=at, **method.model_dump()))
+            s.flush()
+            open_cycle(s.connection(), org.id, period_of(at.date()), at)  # G0: the first cycle's PENDING invoice
 
     async def update_payment_method(self, org_id: str, method: CardIn | PayPalIn,
                                     authenticate: bool = False, requested_by: str = "customer") -> PaymentMethodUpdated:
@@ -244,11 +247,16 @@ class BillingClient:
 
     async def record_usage(self, org_id: str, items: list[UsageIn]) -> int:
         await asyncio.to_thread(self._require_org, org_id)
+        at = await self.clock()
 
         def insert() -> list[tuple[int, date]]:
             with self.db.session() as s:
                 for item in items:
                     s.add(UsageLine(org_id=org_id, period=period_of(item.start_date), **item.model_dump()))
+                s.flush()
+                add_usage(s.connection(), org_id, [(period_of(item.start_date), (item.project, item.service,
+                                                    item.quantity, item.unit_price)) for item in items],
+                          period_of(at.date()), at)  # G0: the running total of the cycle's PENDING invoice
                 waiting = s.exec(select(Activation).where(Activation.org_id == org_id, Activation.status == "PENDING",
                                                           Activation.first_usage_on.is_(None))).all()
             first_day = min(item.start_date for item in items)
@@ -485,7 +493,7 @@ class BillingClient:
         workflow_id = settlement_workflow_id(org_id, period)
         try:
             handle = await self.temporal.start_workflow(
-                SettlementWorkflow.run, SettleInput(org_id=org_id, period=period, one_step=True), id=workflow_id,
+                SettlementWorkflow.run, SettleInput(org_id=org_id, period=period), id=workflow_id,
                 task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
                                                          SearchAttributePair(BILLING_PERIOD, period)]),

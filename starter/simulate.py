@@ -164,9 +164,19 @@ class Simulation:
         start, until = utc(self.scenario.start), utc(self.scenario.until)
         for rate in self.scenario.fx:
             await self.billing.record_fx_rate(rate.currency, rate.rate, utc(rate.at))
+        created_at: dict[str, datetime] = {}
         for name, org in self.scenario.orgs.items():
             created = datetime.combine(org.created, time(0), tzinfo=timezone.utc) if org.created else start
-            steps.append(_Step(max(created, start), 0, len(steps), self._creator(name)))
+            created_at[name] = max(created, start)
+            steps.append(_Step(created_at[name], 0, len(steps), self._creator(name)))
+        # Each usage line arrives when the clock reaches its first day (at creation if earlier), so the cycle's
+        # PENDING invoice shows a running total (G0).
+        arrivals: dict[tuple[datetime, str], list] = {}
+        for line in self.scenario.usage:
+            moment = max(datetime.combine(line.start_date, time(0), tzinfo=timezone.utc), created_at[line.org])
+            arrivals.setdefault((moment, line.org), []).append(line)
+        for (moment, org), lines in arrivals.items():
+            steps.append(_Step(moment, 0, len(steps), self._usage(org, lines)))
         for moment in month_ends(start, until):
             steps.append(_Step(moment, 1, len(steps), self._settler(moment)))
         for event in self.scenario.events:
@@ -209,10 +219,12 @@ class Simulation:
                     self.activation_workflows.append(workflow_id)
             for line in spec.credits:
                 await self.billing.add_credit_line(name, line)
-            usage = [line for line in self.scenario.usage if line.org == name]
-            if usage:
-                await self.billing.record_usage(name, usage)
         return create
+
+    def _usage(self, org: str, lines: list) -> Callable[[], Awaitable[None]]:
+        async def record() -> None:
+            await self.billing.record_usage(org, lines)
+        return record
 
     def _settler(self, moment: datetime) -> Callable[[], Awaitable[None]]:
         async def settle() -> None:

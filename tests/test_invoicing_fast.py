@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
-from activities.invoices import CloseInvoiceRequest, InvoiceActivities, SettleInvoiceRequest
+from activities.invoices import InvoiceActivities, SettleInvoiceRequest
 from billing.invoicing import CloudInvoiceDraft, InvoiceLineDraft, UsageItem, build_cloud_invoice, price_usage
 from billing.money import round_money
 from billing.tables import BillingProfile, Invoice, InvoiceLine, Organization, UsageLine
@@ -120,22 +120,20 @@ def _stored(db, invoice_id: int) -> tuple[Invoice, list[InvoiceLine]]:
     return invoice, lines
 
 
-@pytest.mark.parametrize("step", ["close_cloud_invoice", "settle_cloud_invoice"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(usage=st.lists(recorded_items, max_size=40))
-def test_invoicing_stores_exactly_the_lines_of_the_straightforward_invoice(db, step, usage):
-    """Both the two-step close (kept for running workflows) and the one-step settlement (the driver's cursor and
-    one fixed statement on PostgreSQL) store the lines the straightforward path computes."""
+def test_invoicing_stores_exactly_the_lines_of_the_straightforward_invoice(db, usage):
+    """The settlement (the driver's cursor and one fixed statement on PostgreSQL) stores the lines the
+    straightforward path computes."""
     org_id = _org_with_usage(db, usage)
     expected = straightforward_invoice(usage)
-    request = (CloseInvoiceRequest if step == "close_cloud_invoice" else SettleInvoiceRequest)(
-        org_id=org_id, period="2027-01", at=AT)
+    request = SettleInvoiceRequest(org_id=org_id, period="2027-01", at=AT)
 
-    summary = ActivityEnvironment().run(getattr(InvoiceActivities(db), step), request)
+    summary = ActivityEnvironment().run(InvoiceActivities(db).settle_cloud_invoice, request)
 
     invoice, lines = _stored(db, summary.invoice_id)
     assert (invoice.usage, invoice.billed_usage) == (expected.usage,) * 2
-    assert invoice.total == expected.usage + invoice.tax == summary.total  # close leaves tax to finalize: 0
+    assert invoice.total == expected.usage + invoice.tax == summary.total
     assert [line.position for line in lines] == list(range(len(usage)))  # stored in position order
     assert [{name: getattr(line, name) for name in [*FIELDS, "amount"]} for line in lines] == \
         [line.model_dump() for line in expected.lines]

@@ -180,35 +180,6 @@ async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_cha
     assert len([c for c in gateway.charges() if c.idempotency_key.startswith(settled.invoice.number)]) == 1
 
 
-@pytest.mark.parametrize("one_step", [True, False])
-async def test_a_settlement_started_before_the_one_step_path_finishes_the_two_step_way_to_the_same_invoices(
-        time_skipping_env, db, smtp, task_queue, one_step):
-    """A settlement whose input predates SettleInput.one_step (started by an older starter, picked up after the
-    deploy) runs close, support, tax and finalize as separate local activities; the money comes out the same."""
-    env = time_skipping_env
-    gateway = SandboxGateway(db)
-    billing = BillingClient(env.client, db, gateway, clock=env.get_current_time, task_queue=task_queue)
-    await env.sleep(datetime(2027, 2, 1, tzinfo=timezone.utc) - await env.get_current_time())
-    await _seed(db, gateway, billing)
-    async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
-        with env.auto_time_skipping_disabled():
-            settled = await env.client.execute_workflow(
-                SettlementWorkflow.run, SettleInput(org_id="acme", period="2027-01", one_step=one_step),
-                id=settlement_workflow_id("acme", "2027-01"), task_queue=task_queue)
-            await env.client.get_workflow_handle(settled.payment_workflow_id).result()
-            history = await env.client.get_workflow_handle(settlement_workflow_id("acme", "2027-01")).fetch_history()
-    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    # settle + start payment; or close, the support-plans patch, support, tax, finalize + start payment
-    assert len(markers) == (2 if one_step else 6)
-    invoices, payments, used = _state(db)
-    assert invoices == [("cloud", "PAID", Decimal("148.8"), Decimal("70")),
-                        ("tax", "PAID", Decimal("148.8"), Decimal("0"))]
-    assert payments == [("credits", "PAID", Decimal("70")), ("card", "PAID", Decimal("78.8"))]
-    assert used == [Decimal("20"), Decimal("50")]
-    assert (settled.invoice.billed_usage, settled.invoice.tax, settled.invoice.amount_due) == (
-        Decimal("148.8"), Decimal("0"), Decimal("78.8"))
-
-
 async def test_activation_code_applied_on_day_12_means_no_card_payment():
     output = await _simulate("activation/applied_day_12.yaml")
     assert [p["method"] for p in output["payments"]] == ["credits"]

@@ -11,20 +11,14 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
     from activities.email import EmailActivities, EmailRequest
-    from activities.fx import FxActivities, FxRequest
-    from activities.invoices import (CloseInvoiceRequest, FinalizeRequest, InvoiceActivities, InvoiceSummary,
-                                     SettleInvoiceRequest)
+    from activities.invoices import InvoiceActivities, SettleInvoiceRequest
     from activities.starting import StartingActivities
-    from activities.support import SupportActivities, SupportChargeRequest
-    from activities.tax import TaxActivities, TaxRequest
-    from billing.invoicing import last_day_of, period_end
-    from billing.tax import Product
     from workflows.payment import ChargeInvoiceInput
     from workflows.shared import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
 
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Database work runs as local activities: no server round trip each, which is what lets 10,000
-# organizations settle at more than the rate of a bare three-activity workflow (issue 4).
+# organizations settle at more than the rate of a bare three-activity workflow.
 CARD_MODES = ("card", "grace_charge")  # grace_charge: the code came too late, charged non-refundable (D2)
 LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
 
@@ -34,19 +28,11 @@ class SettlementWorkflow:
     @workflow.run
     async def run(self, request: SettleInput) -> SettleResult:
         workflow.set_current_details(f"Closing the {request.period} cloud invoice of {request.org_id}")
-        if request.one_step:
-            # Close, support, tax, fx and finalize in one local activity and one transaction (issue 4).
-            invoice = await workflow.execute_local_activity_method(
-                InvoiceActivities.settle_cloud_invoice,
-                SettleInvoiceRequest(org_id=request.org_id, period=request.period, at=clock.now()), **LOCAL)
-            workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
-        else:  # settlements started before the one-step settlement (SettleInput.one_step) finish this way
-            invoice = await workflow.execute_local_activity_method(
-                InvoiceActivities.close_cloud_invoice,
-                CloseInvoiceRequest(org_id=request.org_id, period=request.period, at=clock.now()), **LOCAL)
-            workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
-            if invoice.status == "PENDING":
-                invoice = await self._finalize(request, invoice)
+        # Close, support, tax, fx and the tax invoice in one local activity and one transaction.
+        invoice = await workflow.execute_local_activity_method(
+            InvoiceActivities.settle_cloud_invoice,
+            SettleInvoiceRequest(org_id=request.org_id, period=request.period, at=clock.now()), **LOCAL)
+        workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
         if invoice.tax_invoice is not None:
             workflow.set_current_details(f"E-mailing tax invoice {invoice.tax_invoice.number}")
             await workflow.execute_activity_method(
@@ -70,28 +56,3 @@ class SettlementWorkflow:
         workflow.set_current_details(f"Invoice {invoice.number} closed; payment workflow {started.workflow_id} "
                                      + ("was already running" if started.already_started else "started"))
         return SettleResult(invoice=invoice, payment_workflow_id=started.workflow_id)
-
-    async def _finalize(self, request: SettleInput, invoice: InvoiceSummary) -> InvoiceSummary:
-        if workflow.patched("support-plans"):
-            support = await workflow.execute_local_activity_method(
-                SupportActivities.add_charges, SupportChargeRequest(invoice_id=invoice.invoice_id), **LOCAL)
-            if support:
-                invoice = invoice.model_copy(update={"billed_usage": invoice.billed_usage + support})
-        tax_lines = []
-        if invoice.taxable:
-            workflow.set_current_details(f"Computing the tax of {invoice.number}")
-            quote = await workflow.execute_local_activity_method(
-                TaxActivities.compute_tax,
-                TaxRequest(org_id=request.org_id, product=Product.ATLAS, amount=invoice.billed_usage,
-                           currency=invoice.currency, on=last_day_of(request.period)), **LOCAL)
-            tax_lines = quote.lines
-        fx_rate = None
-        if invoice.tax_invoice_currency not in (None, invoice.currency):
-            fx = await workflow.execute_local_activity_method(
-                FxActivities.fx_rate, FxRequest(currency=invoice.tax_invoice_currency, at=period_end(request.period)),
-                **LOCAL)
-            fx_rate = fx.rate
-        return await workflow.execute_local_activity_method(
-            InvoiceActivities.finalize_invoice,
-            FinalizeRequest(invoice_id=invoice.invoice_id, tax_lines=tax_lines, fx_rate=fx_rate, at=clock.now()),
-            **LOCAL)

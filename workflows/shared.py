@@ -48,11 +48,6 @@ class SettleInput(BaseModel):
 
     org_id: str
     period: str  # YYYY-MM, the month being settled
-    # Set by every starter since the one-step settlement (one local activity, one transaction). Settlements started
-    # before it have no such field in their recorded input, so they replay, and finish, the two-step path. Versioned
-    # by input rather than workflow.patched(): a patch adds a marker and a TemporalChangeVersion search-attribute
-    # update to each of 10,000 settlements a month (issue 4).
-    one_step: bool = False
 
 
 class SettleResult(BaseModel):

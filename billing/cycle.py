@@ -1,0 +1,73 @@
+"""The current billing cycle's PENDING cloud invoice (SPEC G0): opened on the cycle's first day, its running total
+following the usage received so far, closed by the month-end settlement (which keeps its id and number)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from billing.invoicing import CLOUD_CURRENCY, invoice_number, price_usage
+from billing.tables import Invoice, InvoiceStatus, UsageLine
+
+ZERO = Decimal("0.00")
+_INVOICES = Invoice.__table__
+_USAGE = UsageLine.__table__
+_SET_NUMBER = update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id")).values(number=bindparam("number"))
+
+
+def cloud_invoice_key(org_id: str, period: str) -> str:
+    """The business key of an organization's cloud invoice for a period: one per organization and month (H1)."""
+    return f"{org_id}:{period}:cloud"
+
+
+def _running(usage: Decimal) -> dict[str, Decimal]:
+    # Before month-end nothing is billed under a subscription, taxed or drawn: the running total is the usage.
+    return dict(usage=usage, billed_usage=usage, tax=ZERO, total=usage, amount_due=usage)
+
+
+def open_cycle(conn: Connection, org_id: str, period: str, at: datetime) -> None:
+    """Open the PENDING invoice of `period` (at most one per organization and period: the business key), its
+    running total taken from the usage already recorded for the period. Does nothing when it exists."""
+    rows = conn.execute(select(_USAGE.c.project, _USAGE.c.service, _USAGE.c.quantity, _USAGE.c.unit_price)
+                        .where(_USAGE.c.org_id == org_id, _USAGE.c.period == period)).all()
+    _insert_pending(conn, org_id, period, at, price_usage(rows).usage)
+
+
+def _insert_pending(conn: Connection, org_id: str, period: str, at: datetime, usage: Decimal) -> None:
+    key = cloud_invoice_key(org_id, period)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    invoice_id = conn.execute(upsert(_INVOICES).values(
+        key=key, org_id=org_id, kind="cloud", period=period, status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY,
+        created_at=at, billing_mode="card", credits_applied=ZERO, invoiced=ZERO, **_running(usage),
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(_INVOICES.c.id)).scalar()
+    if invoice_id is not None:
+        conn.execute(_SET_NUMBER, {"invoice_id": invoice_id, "number": invoice_number(period, invoice_id)})
+
+
+def add_usage(conn: Connection, org_id: str, lines: Iterable[tuple[str, Sequence]], current_period: str,
+              at: datetime) -> None:
+    """Add newly recorded usage, given as (period, (project, service, quantity, unit_price)), to the running totals
+    of their periods' PENDING invoices. The cycle under way is opened if need be; a closed period keeps its invoice
+    as settled, and a later one is opened when its cycle begins."""
+    by_period: dict[str, list[Sequence]] = {}
+    for period, row in lines:
+        by_period.setdefault(period, []).append(row)
+    for period, rows in sorted(by_period.items()):
+        added = price_usage(rows).usage
+        query = select(_INVOICES.c.id, _INVOICES.c.status, _INVOICES.c.usage).where(
+            _INVOICES.c.key == cloud_invoice_key(org_id, period))
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # concurrent batches of the same organization add up, one at a time
+        found = conn.execute(query).first()
+        if found is None:
+            if period == current_period:
+                open_cycle(conn, org_id, period, at)  # counts the lines just inserted, these included
+            continue
+        if found.status == InvoiceStatus.PENDING:
+            conn.execute(update(_INVOICES).where(_INVOICES.c.id == found.id).values(**_running(found.usage + added)))
