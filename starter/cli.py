@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     tax_quote.add_argument("--amount", required=True, help="taxable amount, e.g. 1000.00")
     tax_quote.add_argument("--currency", default="USD")
     tax_quote.add_argument("--on", help="the day whose rates apply (YYYY-MM-DD; default today)")
+    tax_check = tax_commands.add_parser("check", help="compare the region table's standard rates with the official-source "
+                                        "datasets (eu-vat-rates-data today, duty27-eu-vat since 2020); exit 1 if any differs")
+    tax_check.add_argument("--table", help="the region table to check (TOML; default the packaged one)")
 
     apply_code = commands.add_parser("apply-code", help="apply a subscription's activation code (SPEC D2)")
     apply_code.add_argument("org")
@@ -124,6 +127,80 @@ def _tax_quote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tax_check(args: argparse.Namespace) -> int:
+    """The operator's check before a release: the region table against two independent VAT datasets."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+    from pathlib import Path
+
+    import duty27_eu_vat
+    import eu_vat_rates_data
+
+    from billing.tax import TABLE, TaxTable
+
+    # eu-vat-rates-data holds today's rates only, so the comparison is always of today.
+    today = date.today()
+    try:
+        table = TaxTable.load(Path(args.table) if args.table else TABLE)
+    except (OSError, ValueError) as err:
+        return _fail(f"table: {err}")
+    percent = lambda rate: f"{(rate * 100).normalize():f}%"  # noqa: E731
+    eu = {c.code for c in duty27_eu_vat.list_countries()} | {"GR"}
+    # The Isle of Man charges UK VAT (TAX.md), so its row is checked against the United Kingdom's rate.
+    dataset_code = {"IM": "GB"}
+    differing: set[str] = set()
+
+    print(f"standard rates on {today.isoformat()} against eu-vat-rates-data {eu_vat_rates_data.data_version} "
+          f"({eu_vat_rates_data.dataset['source']})")
+    rows = [("region", "tax", "ours", "dataset", "status")]
+    for rule in table.rules:
+        region = rule.country if rule.subdivisions is None else f"{rule.country}-{'/'.join(rule.subdivisions)}"
+        ours = rule.rate_on(today)
+        code = dataset_code.get(rule.country, rule.country)
+        theirs = eu_vat_rates_data.get_standard_rate(code) if rule.subdivisions is None else None
+        if theirs is None:
+            rows.append((region, rule.name, percent(ours) if ours is not None else "-", "-", "not in dataset"))
+            continue
+        theirs = Decimal(str(theirs)) / 100
+        same = ours == theirs
+        if not same:
+            differing.add(region)
+        rows.append((region, rule.name, percent(ours) if ours is not None else "-",
+                     percent(theirs) + ("" if code == rule.country else f" ({code})"), "ok" if same else "DIFFERS"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+    # History: every day since the table's history starts, EU standard rates only (what duty27-eu-vat holds).
+    start = date(2020, 1, 1)
+    days = [start + timedelta(days=n) for n in range((today - start).days + 1)]
+    mismatches = []
+    for rule in table.rules:
+        if rule.country not in eu or rule.subdivisions is not None:
+            continue
+        run = None
+        for day in days:
+            ours, theirs = rule.rate_on(day), duty27_eu_vat.get_standard_rate(rule.country, day) / 100
+            if ours == theirs:
+                run = None
+            elif run is not None and tuple(run[3:]) == (ours, theirs) and run[2] == day - timedelta(days=1):
+                run[2] = day
+            else:
+                run = [rule.country, day, day, ours, theirs]
+                mismatches.append(run)
+    print(f"\nEU standard rates day by day from {start.isoformat()} to {today.isoformat()} against duty27-eu-vat "
+          f"(data as of {duty27_eu_vat.DATA_AS_OF.isoformat()}): "
+          + ("no difference" if not mismatches else f"{len(mismatches)} difference(s)"))
+    for country, first, last, ours, theirs in mismatches:
+        differing.add(country)
+        print(f"  {country}  {first.isoformat()}..{last.isoformat()}  ours {percent(ours) if ours is not None else '-'}"
+              f"  dataset {percent(theirs)}  DIFFERS")
+    if differing:
+        print(f"billing: the tax table differs from the datasets for: {', '.join(sorted(differing))}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def _client() -> Any:
     from billing.db import Database
     from billing.gateway import SandboxGateway
@@ -140,7 +217,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return await _simulate(args)
     if args.command == "tax":
-        return _tax_quote(args)
+        return _tax_check(args) if args.tax_command == "check" else _tax_quote(args)
     if args.command == "db":
         migrate.upgrade(config.database_url())
         return 0
