@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
@@ -30,6 +29,7 @@ from billing.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
 from starter.client import BillingClient
 from starter.demo import seed_demo
+from starter.processes import ChildProcess, Conflict, check_ports
 from starter.schedules import ensure_month_end_schedule
 from starter.temporal_setup import dev_server_flags, register_search_attributes
 from worker import build_worker, connect, install_runtime
@@ -60,28 +60,37 @@ def temporal_binary() -> str:
 
 
 class DevServer:
-    """`temporal server start-dev` on a SQLite file, in its own process group so Ctrl-C reaches us first."""
+    """`temporal server start-dev` on a SQLite file, as a child process of the runner (starter.processes)."""
 
     def __init__(self, data: Path, port: int, ui_port: int) -> None:
-        self.db_file = data / "temporal.db"
-        self.log_file = data / "temporal-server.log"
+        # Absolute, so that a server left behind is recognised by its database file whatever its directory.
+        self.db_file = data.resolve() / "temporal.db"
         self.address = f"127.0.0.1:{port}"
         self.ui_url = f"http://127.0.0.1:{ui_port}"
-        self.command = [temporal_binary(), "server", "start-dev", "--db-filename", str(self.db_file),
-                        "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-                        "--log-level", "warn", *dev_server_flags()]
+        command = [temporal_binary(), "server", "start-dev", "--db-filename", str(self.db_file),
+                   "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+                   "--log-level", "warn", *dev_server_flags()]
         if config.temporal_namespace() != "default":
-            self.command += ["--namespace", config.temporal_namespace()]
-        self.process: asyncio.subprocess.Process | None = None
+            command += ["--namespace", config.temporal_namespace()]
+        self.child = ChildProcess("temporal-dev-server", command, data / "run",
+                                  ports={"TEMPORAL_PORT": port, "TEMPORAL_UI_PORT": ui_port},
+                                  log_file=data / "temporal-server.log", marker=self.db_file, stop_timeout=STOP_TIMEOUT)
+
+    async def recover(self) -> bool:
+        """True when a healthy server on our database file, left by an earlier run, is reused."""
+        return await self.child.recover(self._healthy)
+
+    async def _healthy(self) -> bool:
+        try:
+            await asyncio.wait_for(connect(self.address), 5)
+        except (RuntimeError, RPCError, TimeoutError):
+            return False
+        return True
 
     async def start(self) -> None:
-        # A file, not a pipe: nobody reads the server's output while it runs, and a full pipe would block it.
-        with self.log_file.open("wb") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        log.info("temporal dev server started", pid=self.process.pid, address=self.address,
-                 db_file=str(self.db_file), log_file=str(self.log_file))
+        await self.child.start()
+        log.info("temporal dev server started", pid=self.child.pid, address=self.address,
+                 db_file=str(self.db_file), log_file=str(self.child.log_file))
 
     async def connect(self, timeout: float) -> Client:
         """A client once the server answers; our search attributes are registered by then."""
@@ -102,30 +111,16 @@ class DevServer:
             await asyncio.sleep(0.5)
 
     async def exited(self) -> None:
-        code = await self.process.wait()
-        raise RunError(f"the temporal dev server exited with code {code}", self.output_tail())
+        code = await self.child.wait()
+        raise RunError("the temporal dev server exited" + (f" with code {code}" if code is not None else ""),
+                       self.output_tail())
 
     async def stop(self) -> None:
-        if self.process is None:
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            log.warning("temporal dev server ignored SIGTERM; killing it", pid=self.process.pid)
-            self._signal(signal.SIGKILL)
-            await self.process.wait()
-        log.info("temporal dev server stopped", pid=self.process.pid, code=self.process.returncode)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
+        await self.child.stop()
 
     def output_tail(self, lines: int = 40) -> str:
         try:
-            text = self.log_file.read_text(errors="replace")
+            text = self.child.log_file.read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
@@ -175,28 +170,44 @@ async def serve() -> None:
     data = config.DATA_DIR
     data.mkdir(parents=True, exist_ok=True)
     url = config.database_url()
-    await asyncio.to_thread(migrate.upgrade, url)
+    smtp = SmtpSettings(host=config.smtp_host(), port=config.smtp_port())
+    local_smtp = smtp.host in LOCAL_SMTP_HOSTS
 
     async with AsyncExitStack() as stack:
         parts: dict[asyncio.Future, str] = {}
-        ui_url = None
-        if address := config.temporal_address():
-            client = await connect(address)
-            await register_search_attributes(client, config.temporal_namespace())
-        else:
+        server = None
+        ports: dict[str, int] = {}
+        if not config.temporal_address():
             server = DevServer(data, int(os.environ.get("TEMPORAL_PORT", "7233")),
                                int(os.environ.get("TEMPORAL_UI_PORT", "8233")))
             stack.push_async_callback(server.stop)
-            await server.start()
+            if not await server.recover():
+                ports.update(server.child.ports)
+        if local_smtp:
+            ports["SMTP_PORT"] = smtp.port  # aiosmtpd runs in this process: it ends with it
+        # Every port before anything starts: a clash is reported at once, not after a minute of startup.
+        check_ports(ports)
+        await asyncio.to_thread(migrate.upgrade, url)
+
+        ui_url = None
+        if server is None:
+            address = config.temporal_address()
+            client = await connect(address)
+            await register_search_attributes(client, config.temporal_namespace())
+        else:
+            if server.child.adopted is None:
+                await server.start()
+            else:
+                log.info("temporal dev server reused", pid=server.child.pid, address=server.address,
+                         db_file=str(server.db_file))
             watcher = asyncio.create_task(server.exited())
             stack.callback(watcher.cancel)  # runs before server.stop: our own stop is not a failure
             parts[watcher] = "the temporal dev server"
             client = await _unless_ended(server.connect(STARTUP_TIMEOUT), parts)
             address, ui_url = server.address, server.ui_url
 
-        smtp = SmtpSettings(host=config.smtp_host(), port=config.smtp_port())
         maildir = None
-        if smtp.host in LOCAL_SMTP_HOSTS:
+        if local_smtp:
             maildir = data / "mail"
             controller = Controller(MaildirSink(maildir), hostname="127.0.0.1", port=smtp.port)
             await asyncio.to_thread(controller.start)
@@ -246,6 +257,10 @@ async def _main() -> int:
         task.uncancel()
         log.info("stopped")
         return 0
+    except Conflict as err:
+        # Not a failure of ours: one plain line saying what is in the way and how to move it.
+        print(err, file=sys.stderr)
+        return 2
     except RunError as err:
         log.error(str(err))
         if err.detail:

@@ -1,4 +1,4 @@
-"""End-to-end smoke test of `make run`: dev server, Web UI, demo workflows, maildir, clean Ctrl-C and restart."""
+"""End-to-end tests of `make run`: dev server, Web UI, demo workflows, maildir, Ctrl-C, restart after a hard stop, ports."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL = Path(sys.executable).parent / "temporal"
 READY_EVENT = "billing engine ready"
+SERVER_EVENTS = ("temporal dev server started", "temporal dev server reused")
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 POLL_TIMEOUT = 20.0
@@ -55,7 +56,7 @@ def _wait_ready(process: subprocess.Popen, log_file: Path) -> tuple[dict, int]:
         records = _records(log_file)
         ready = next((r for r in records if r.get("event", "").startswith(READY_EVENT)), None)
         if ready is not None:
-            server = next(r for r in records if r.get("event") == "temporal dev server started")
+            server = next(r for r in records if r.get("event") in SERVER_EVENTS)
             return ready, server["pid"]
         assert process.poll() is None, f"make run exited with {process.returncode}:\n{_tail(log_file)}"
         time.sleep(0.5)
@@ -162,3 +163,135 @@ def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None
         for process in processes:
             if process.poll() is None:
                 process.wait(timeout=STOP_TIMEOUT)
+
+
+def _environment(data: Path) -> tuple[dict[str, str], int, int, int]:
+    """The embedded defaults on free ports and a data directory of the test's own."""
+    port, ui_port, smtp_port = _free_port(), _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
+    env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
+               SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO")
+    return env, port, ui_port, smtp_port
+
+
+def _ours(data: Path) -> list[str]:
+    """Command lines of every process that names the test's data directory (the dev server names its database)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if str(data) in args and state != "Z":
+                found.append(f"{proc.name}: {args}")
+    return found
+
+
+def _kill_ours(data: Path) -> None:
+    for line in _ours(data):
+        try:
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_make_run_after_a_hard_stop_starts_again_on_the_same_workflows(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env, port, ui_port, _ = _environment(data)
+    processes: list[subprocess.Popen] = []
+    try:
+        first_log = tmp_path / "first.log"
+        first = _start(env, first_log)
+        processes.append(first)
+        _, first_server = _wait_ready(first, first_log)
+        workflows = _poll(lambda: _demo_workflows(port, env), "the demo's workflows to be listed")
+
+        # A closed terminal or the OOM killer: the runner alone, with no chance to stop its children.
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=STOP_TIMEOUT)
+
+        second_log = tmp_path / "second.log"
+        second = _start(env, second_log)
+        processes.append(second)
+        _wait_ready(second, second_log)
+        assert _poll(lambda: _ui_status(ui_port) == 200, "the Web UI to answer 200 after the restart")
+        listed = subprocess.run([str(TEMPORAL), "workflow", "list", "--address", f"127.0.0.1:{port}",
+                                 "--query", 'OrgId="demo"', "--output", "json"],
+                                env=env, capture_output=True, text=True, timeout=30)
+        ids = [w["execution"]["workflowId"] for w in json.loads(listed.stdout or "[]")]
+        assert sorted(ids) == sorted(set(ids)), f"a demo workflow listed twice: {ids}"
+        assert workflows == _demo_workflows(port, env), "the demo's workflows changed across the hard stop"
+        assert "address already in use" not in second_log.read_text()
+
+        os.killpg(second.pid, signal.SIGINT)
+        assert second.wait(timeout=STOP_TIMEOUT) == 0, _tail(second_log)
+        assert _poll(lambda: not _ours(data), "every process of ours to end"), _ours(data)
+        assert not (data / "run" / "temporal-dev-server.json").exists()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+        _kill_ours(data)
+
+
+def test_make_run_reuses_a_dev_server_left_running_by_an_earlier_version(tmp_path: Path) -> None:
+    # The issue's case: a runner without a pid file left its server behind, holding the port.
+    data = tmp_path / "data"
+    env, port, ui_port, _ = _environment(data)
+    processes: list[subprocess.Popen] = []
+    try:
+        first_log = tmp_path / "first.log"
+        first = _start(env, first_log)
+        processes.append(first)
+        _wait_ready(first, first_log)
+        workflows = _poll(lambda: _demo_workflows(port, env), "the demo's workflows to be listed")
+        command = json.loads((data / "run" / "temporal-dev-server.json").read_text())["command"]
+        os.killpg(first.pid, signal.SIGINT)
+        assert first.wait(timeout=STOP_TIMEOUT) == 0, _tail(first_log)
+
+        orphan = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        processes.append(orphan)
+        _poll(lambda: _ui_status(ui_port) == 200, "the left-behind server to answer")
+
+        second_log = tmp_path / "second.log"
+        second = _start(env, second_log)
+        processes.append(second)
+        _, server_pid = _wait_ready(second, second_log)
+        assert server_pid == orphan.pid
+        assert workflows == _demo_workflows(port, env)
+
+        os.killpg(second.pid, signal.SIGINT)
+        assert second.wait(timeout=STOP_TIMEOUT) == 0, _tail(second_log)
+        orphan.wait(timeout=STOP_TIMEOUT)  # the runner stops what it reused
+        assert not _ours(data), _ours(data)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+        _kill_ours(data)
+
+
+def test_make_run_names_a_taken_port_and_the_variable_that_moves_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env, port, _, smtp_port = _environment(data)
+    for variable, taken in (("TEMPORAL_PORT", port), ("SMTP_PORT", smtp_port)):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", taken))
+            holder.listen()
+            started = time.monotonic()
+            completed = subprocess.run([sys.executable, "-m", "starter.run"], cwd=ROOT, env=env,
+                                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert completed.returncode == 2, completed.stderr
+        message = completed.stderr.strip().splitlines()[-1]
+        assert message.startswith(f"port {taken} ({variable}) is in use by pid {os.getpid()} ("), message
+        assert message.endswith(f"; stop it or set {variable} to another port"), message
+        assert "Traceback" not in completed.stderr
+        assert time.monotonic() - started < 30
+        assert not _ours(data), "make run started something although a port was taken"
+
