@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 from starter.scenario import load_scenario
-from starter.simulate import simulate
+from tests.scenario_harness import run_scenario
 from billing.logging import configure_logging
 from worker import install_runtime
 
@@ -34,7 +34,7 @@ async def main(force: bool, tag: str | None = None, kinds: list[str] | None = No
     target.mkdir(exist_ok=True)
     for name in RECORDED:
         histories = {}
-        await simulate(load_scenario(str(HERE / "scenarios" / name)), history_sink=histories)
+        await run_scenario(load_scenario(str(HERE / "scenarios" / name)), history_sink=histories)
         for workflow_id, history in histories.items():
             kind = next(k for k in WORKFLOW_KINDS if workflow_id.startswith(f"{k}-"))
             if kinds and kind not in kinds:

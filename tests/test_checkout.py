@@ -17,8 +17,7 @@ from billing.profiles import BillingProfileIn
 from billing.tables import BillingContactChange, BillingProfile, EmailMessage, Invoice, Payment
 from starter.client import BillingClient, BillingError
 from starter.scenario import load_scenario
-from starter.simulate import simulate
-from tests.accounting import assert_every_cent_accounted
+from tests.scenario_harness import run_scenario
 from tests.factories import DECLINED, VISA, card, org_with_method
 from worker import build_worker
 from workflows.checkout import CheckoutWorkflow
@@ -27,8 +26,7 @@ SCENARIOS = Path(__file__).parent / "scenarios" / "support"
 
 
 async def test_flex_consulting_from_gb_is_untaxed_and_from_ie_carries_vat():
-    output = await simulate(load_scenario(str(SCENARIOS / "flex_consulting.yaml")))
-    assert_every_cent_accounted(output)
+    output = await run_scenario(load_scenario(str(SCENARIOS / "flex_consulting.yaml")))
     consulting = {i["org"]: i for i in output["invoices"] if i["kind"] == "consulting"}
     assert (consulting["london"]["tax"], consulting["london"]["total"], consulting["london"]["status"]) == (
         "0.00", "5000.00", "PAID")
@@ -38,8 +36,7 @@ async def test_flex_consulting_from_gb_is_untaxed_and_from_ie_carries_vat():
 
 
 async def test_support_plan_changes_take_effect_next_month_and_trial_cancellation_stops_billing():
-    output = await simulate(load_scenario(str(SCENARIOS / "support_plans.yaml")))
-    assert_every_cent_accounted(output)
+    output = await run_scenario(load_scenario(str(SCENARIOS / "support_plans.yaml")))
     plans = [(p["org"], p["plan"], p["effective"], p["billing_stopped"]) for p in output["support_plans"]]
     assert ("upgrade", "premium", "2027-02-01", None) in plans
     assert ("trial", "developer", "2027-01-01", "2027-01-10") in plans

@@ -8,7 +8,6 @@ from collections import defaultdict
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment

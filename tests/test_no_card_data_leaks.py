@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from starter.scenario import load_scenario
-from starter.simulate import simulate
+from tests.scenario_harness import run_scenario
 from billing.logging import configure_logging
 
 SCENARIO = Path(__file__).parent / "scenarios" / "card_declined_retry.yaml"
@@ -22,7 +22,7 @@ async def test_card_numbers_never_reach_database_logs_or_histories(tmp_path):
     histories = {}
     try:
         logging.getLogger("billing.test").info("card 4000000000000002 in a log line is masked")
-        output = await simulate(load_scenario(str(SCENARIO)), database_url=f"sqlite:///{database}",
+        output = await run_scenario(load_scenario(str(SCENARIO)), database_url=f"sqlite:///{database}",
                                 history_sink=histories)
     finally:
         configure_logging("WARNING")

@@ -16,20 +16,16 @@ from billing.gateway import SandboxGateway
 from billing.tables import CreditLine, Invoice, Payment
 from starter.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
 from starter.scenario import load_scenario
-from starter.simulate import simulate
-from tests.accounting import assert_every_cent_accounted
+from tests.scenario_harness import run_scenario
 from tests.factories import VISA, card, org_with_method
 from worker import build_worker
 from workflows.month_end import MonthEndInput, MonthEndWorkflow
-from workflows.settlement import SettlementWorkflow
-from workflows.shared import SettleInput, settlement_workflow_id
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 async def _simulate(name: str) -> dict[str, Any]:
-    output = await simulate(load_scenario(str(SCENARIOS / name)))
-    assert_every_cent_accounted(output)
+    output = await run_scenario(load_scenario(str(SCENARIOS / name)))
     return output
 
 

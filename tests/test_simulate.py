@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from starter.scenario import ScenarioError, load_scenario, parse_scenario
-from starter.simulate import simulate
+from tests.scenario_harness import run_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 async def _simulate(name: str, database_url: str | None = None) -> dict[str, Any]:
-    return await simulate(load_scenario(str(SCENARIOS / name)), database_url=database_url)
+    return await run_scenario(load_scenario(str(SCENARIOS / name)), database_url=database_url)
 
 
 def _keys(items: list[dict], *keys: str) -> list[tuple]:
@@ -77,7 +77,7 @@ async def test_paypal_pays_every_month():
 async def test_an_organization_without_usage_gets_a_free_invoice_and_no_charge():
     scenario = yaml.safe_load((SCENARIOS / "card_paid.yaml").read_text())
     scenario["usage"] = []
-    output = await simulate(parse_scenario(scenario))
+    output = await run_scenario(parse_scenario(scenario))
     assert _keys(output["invoices"], "status", "total") == [("FREE", "0.00")]
     assert output["payments"] == [] and output["emails"] == []
 

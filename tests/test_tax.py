@@ -15,7 +15,7 @@ from billing.tax import TABLE as TABLE_FILE
 from billing.tax import (InvalidTaxId, OfflineRegistry, Product, TaxRate, TaxRule, TaxTable, default_table,
                          normalize_tax_id, tax_lines_for)
 from starter.scenario import load_scenario
-from starter.simulate import simulate
+from tests.scenario_harness import run_scenario
 
 ON = date(2027, 1, 31)
 THOUSAND = Decimal("1000.00")
@@ -158,7 +158,7 @@ def test_real_table_lines_are_exactly_rounded(amount, country, with_id):
 
 
 async def test_simulated_invoices_carry_the_worked_example_taxes():
-    output = await simulate(load_scenario(str(Path(__file__).parent / "scenarios" / "tax_by_region.yaml")))
+    output = await run_scenario(load_scenario(str(Path(__file__).parent / "scenarios" / "tax_by_region.yaml")))
     taxes = {invoice["org"]: (invoice["tax"], invoice["total"]) for invoice in output["invoices"]}
     assert taxes == {
         "ie-vat": ("230.00", "1230.00"), "de-vat": ("0.00", "1000.00"), "de": ("190.00", "1190.00"),
