@@ -12,8 +12,7 @@ in both frames, so only instants are converted.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -28,21 +27,6 @@ MEMO_KEY = "clock_offset_seconds"  # shown in the UI's memo: how far Temporal's 
 _HEADER = "billing-clock-offset"
 
 _offset: contextvars.ContextVar[int] = contextvars.ContextVar("billing_clock_offset", default=0)
-
-
-def offset_seconds() -> int:
-    """The offset in force outside workflow code (a starter's or an activity's context)."""
-    return _offset.get()
-
-
-@contextmanager
-def offset(seconds: int) -> Iterator[None]:
-    """Run the enclosed starts and activities `seconds` ahead of business time (a simulation's clock)."""
-    token = _offset.set(seconds)
-    try:
-        yield
-    finally:
-        _offset.reset(token)
 
 
 def now() -> datetime:
@@ -63,10 +47,15 @@ def _with_offset_memo(memo: Mapping[str, Any] | None, seconds: int) -> Mapping[s
 class ClockInterceptor(temporalio.client.Interceptor, temporalio.worker.Interceptor):
     """Carries the offset from starter to workflow to activity to the workflows that activity starts.
 
-    Given to the client, it is used by every worker built on that client as well."""
+    Given to the client, it is used by every worker built on that client as well. `offset_seconds` is the offset
+    of the workflows this client starts outside an activity (a simulation's client); inside an activity, the
+    offset of the workflow that scheduled it."""
+
+    def __init__(self, offset_seconds: int = 0) -> None:
+        self.offset_seconds = offset_seconds
 
     def intercept_client(self, next: temporalio.client.OutboundInterceptor) -> temporalio.client.OutboundInterceptor:
-        return _ClientOutbound(next)
+        return _ClientOutbound(next, self.offset_seconds)
 
     def intercept_activity(
             self, next: temporalio.worker.ActivityInboundInterceptor) -> temporalio.worker.ActivityInboundInterceptor:
@@ -79,8 +68,12 @@ class ClockInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
 
 class _ClientOutbound(temporalio.client.OutboundInterceptor):
+    def __init__(self, next: temporalio.client.OutboundInterceptor, offset_seconds: int) -> None:
+        super().__init__(next)
+        self.offset_seconds = offset_seconds
+
     async def start_workflow(self, input: temporalio.client.StartWorkflowInput) -> Any:
-        input.memo = _with_offset_memo(input.memo, _offset.get())
+        input.memo = _with_offset_memo(input.memo, _offset.get() or self.offset_seconds)
         return await super().start_workflow(input)
 
 

@@ -32,7 +32,7 @@ from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
 from billing.support import SupportPlan
-from contracts.clock import ClockInterceptor, offset as clock_offset
+from contracts.clock import ClockInterceptor
 from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, SupportPlanPeriod)
 from starter.client import BillingClient, SubscriptionIn
@@ -101,8 +101,10 @@ class SimulatedClock:
         await env.sleep(begin - server_now)
         return clock
 
-    def to_server(self, moment: datetime) -> datetime:
-        return moment + timedelta(seconds=self.offset_seconds)
+    def client(self) -> Client:
+        """A client whose workflows, and everything they start, run on this clock (contracts.clock)."""
+        config = self.env.client.config()
+        return Client(**{**config, "interceptors": [*config["interceptors"], ClockInterceptor(self.offset_seconds)]})
 
     async def now(self) -> datetime:
         return await self.env.get_current_time() - timedelta(seconds=self.offset_seconds)
@@ -323,25 +325,23 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
         env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path(),
                                                             data_converter=pydantic_data_converter)
         try:
-            config = env.client.config()
-            client = Client(**{**config, "interceptors": [*config["interceptors"], ClockInterceptor()]})
-            await register_search_attributes(client)
             clock = await SimulatedClock.starting_at(env, utc(scenario.start))
+            client = clock.client()
+            await register_search_attributes(client)
             task_queue = f"simulate-{uuid.uuid4()}"
-            with clock_offset(clock.offset_seconds):
-                async with build_worker(client, db, SandboxGateway(db, rbi_processing=scenario.config.rbi_processing),
-                                        SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue,
-                                        durations=scenario.config):
-                    with env.auto_time_skipping_disabled():
-                        simulation = Simulation(scenario, env, client, clock, db, task_queue, inbox)
-                        await simulation.run()
-                        if history_sink is not None:
-                            for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
-                                                + simulation.payment_workflows + simulation.activation_workflows
-                                                + [org_billing_workflow_id(org) for org in simulation.created_orgs]
-                                                + simulation.checkout_workflows + simulation.support_workflows):
-                                handle = client.get_workflow_handle(workflow_id)
-                                history_sink[workflow_id] = await handle.fetch_history()
+            async with build_worker(client, db, SandboxGateway(db, rbi_processing=scenario.config.rbi_processing),
+                                    SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue,
+                                    durations=scenario.config):
+                with env.auto_time_skipping_disabled():
+                    simulation = Simulation(scenario, env, client, clock, db, task_queue, inbox)
+                    await simulation.run()
+                    if history_sink is not None:
+                        for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
+                                            + simulation.payment_workflows + simulation.activation_workflows
+                                            + [org_billing_workflow_id(org) for org in simulation.created_orgs]
+                                            + simulation.checkout_workflows + simulation.support_workflows):
+                            handle = client.get_workflow_handle(workflow_id)
+                            history_sink[workflow_id] = await handle.fetch_history()
             return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())
         finally:
             await env.shutdown()

@@ -8,6 +8,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 import billing.tables  # noqa: F401  (registers the tables)
 from activities.email import SmtpSettings
 from billing.db import Database
+from starter.simulate import SimulatedClock
 from starter.temporal_setup import register_search_attributes
 from worker import install_runtime
 
@@ -117,14 +119,35 @@ def smtp(smtp_server) -> SmtpSettings:
     return smtp_server[1]
 
 
+# The business date every time-skipping test starts on, whatever today's date: the tests name their days
+# (1 February 2027) and must mean the same days next year (contracts/clock.py carries the distance).
+BUSINESS_START = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+
+class ClockedEnvironment:
+    """A time-skipping environment read on the business clock: `client` starts workflows that run on it and
+    `get_current_time` answers in business time; the rest is the environment's own."""
+
+    def __init__(self, env: WorkflowEnvironment, clock: SimulatedClock) -> None:
+        self._env = env
+        self.clock = clock
+        self.client = clock.client()
+
+    async def get_current_time(self) -> datetime:
+        return await self.clock.now()
+
+    def __getattr__(self, name: str):
+        return getattr(self._env, name)
+
+
 @pytest_asyncio.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A fresh time-skipping server per test that jumps over days."""
+async def time_skipping_env() -> AsyncIterator[ClockedEnvironment]:
+    """A fresh time-skipping server per test that jumps over days, on a business clock from BUSINESS_START."""
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
                                                         data_converter=pydantic_data_converter)
     await register_search_attributes(env.client)
     try:
-        yield env
+        yield ClockedEnvironment(env, await SimulatedClock.starting_at(env, BUSINESS_START))
     finally:
         await env.shutdown()
 

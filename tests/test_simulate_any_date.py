@@ -33,10 +33,18 @@ def _shift_scenario(text: str, years: int) -> str:
 _SECONDS = re.compile(r"(T\d\d:\d\d):\d\dZ")
 
 
+_NUMBER = re.compile(r"\b[A-Z]{3}-\d{6}-\d{6}\b")
+
+
 def _unshift_output(output: dict[str, Any], years: int) -> dict[str, Any]:
     """The output with its years moved back. Instants are compared to the minute, and lists as sets: a step's
-    work takes real time on the test server's clock, so what a step starts may be stamped a second later."""
-    text = _SECONDS.sub(r"\1Z", _YEAR_IN_OUTPUT.sub(lambda m: str(int(m[1]) - years), json.dumps(output)))
+    work takes real time on the test server's clock, so what a step starts may be stamped a second later. Invoice
+    numbers are compared as what they number (organization, kind, period): concurrent settlements take numbers
+    in the order they commit."""
+    names = {invoice["number"]: f"{invoice['org']}/{invoice['kind']}/{invoice['period']}"
+             for invoice in output["invoices"] if invoice["number"]}
+    text = _NUMBER.sub(lambda m: names.get(m[0], m[0]), json.dumps(output))
+    text = _SECONDS.sub(r"\1Z", _YEAR_IN_OUTPUT.sub(lambda m: str(int(m[1]) - years), text))
     return {name: sorted(json.dumps(item, sort_keys=True) for item in items)
             for name, items in json.loads(text).items()}
 
