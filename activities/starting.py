@@ -18,6 +18,7 @@ from temporalio.common import (SearchAttributePair, TypedSearchAttributes, Workf
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from billing.config import BillingDurations
+from contracts import clock
 from billing.db import Database
 from billing.invoicing import period_end
 from activities.payments import outstanding
@@ -59,10 +60,13 @@ def payment_operation(task_queue: str, durations: BillingDurations,
     update-with-start: to the running workflow if there is one, else to a new run of the same business key
     (`request` says how that run begins), so money moves only inside the invoice's one payment flow (SPEC D10)."""
     request = configured(request, durations)
+    # The business clock's offset rides in the memo (contracts.clock); its client interceptor covers start_workflow
+    # only, so an update-with-start carries it here.
+    memo = {clock.MEMO_KEY: clock.offset_seconds()} if clock.offset_seconds() else None
     return WithStartWorkflowOperation(
         PaymentWorkflow.run, request, id=payment_workflow_id(request.invoice_number), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        **_visible(request))
+        memo=memo, **_visible(request))
 
 
 def _visible(request: ChargeInvoiceInput) -> dict:
