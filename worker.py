@@ -56,7 +56,8 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     consulting = ConsultingActivities(db)
     support = SupportActivities(db)
     organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations())
-    return [payments.charge_payment, invoices.settle_cloud_invoice,
+    return [payments.charge_payment, payments.record_manual_payment, payments.forgive_invoice, payments.refund_payment,
+            invoices.settle_cloud_invoice,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
             activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
             rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,

@@ -15,7 +15,8 @@ from activities._context import activity_log_context
 from billing.db import Database
 from billing.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
 from billing.money import round_money
-from billing.tables import Invoice, InvoiceStatus, Payment, PaymentEvent, PaymentMethod, PaymentStatus
+from billing.tables import (Invoice, InvoiceForgiveness, InvoiceStatus, Payment, PaymentEvent, PaymentMethod,
+                            PaymentStatus)
 
 FINAL = {PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION, PaymentStatus.REFUNDED,
          PaymentStatus.CANCELLED}
@@ -34,6 +35,7 @@ class ChargeRequest(BaseModel):
     refundable: bool = True
     charge_currency: str | None = None  # India-issued cards are charged in INR (SPEC E3)
     fx_rate: Decimal | None = None  # USD -> charge currency, from the fx activity when PROCESSING begins
+    on_session: bool = False  # PAY NOW: the customer is present and authenticates (SPEC G2, E2)
 
 
 class ChargeOutcome(BaseModel):
@@ -67,7 +69,83 @@ def record_invoice_outcome(s, invoice: Invoice, status: InvoiceStatus, at: datet
     s.add(invoice)
     for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
         tax_invoice.status, tax_invoice.paid_at = invoice.status, invoice.paid_at
+        if status in (InvoiceStatus.PAID, InvoiceStatus.FORGIVEN):
+            tax_invoice.amount_due = Decimal("0")
         s.add(tax_invoice)
+
+
+def outstanding(invoice: Invoice) -> Decimal:
+    """What is still to be paid: due on the card, or invoiced under the subscription and not yet received (D10)."""
+    return invoice.amount_due + invoice.invoiced
+
+
+def apply_payment(s, invoice: Invoice, amount: Decimal, at: datetime) -> None:
+    """A payment received (card, wire, ACH) in the invoice's currency: it settles what is due on the card first,
+    then what was invoiced under the subscription; the invoice is PAID once nothing is outstanding (D8, D10)."""
+    from_due = min(amount, invoice.amount_due)
+    invoice.amount_due -= from_due
+    invoice.invoiced -= amount - from_due
+    if outstanding(invoice) == 0:
+        record_invoice_outcome(s, invoice, InvoiceStatus.PAID, at)
+        return
+    s.add(invoice)
+    for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
+        rate = tax_invoice.fx_rate if tax_invoice.currency != invoice.currency else Decimal("1")
+        tax_invoice.amount_due = max(tax_invoice.amount_due - round_money(amount * rate, tax_invoice.currency),
+                                     Decimal("0"))
+        s.add(tax_invoice)
+
+
+class ManualPayment(BaseModel):
+    """SPEC D10: a wire transfer or ACH payment received for an invoice, recorded by its payment workflow."""
+
+    org_id: str
+    invoice_id: int
+    invoice_number: str
+    attempt: int
+    method: str  # wire | ach
+    amount: Decimal
+    at: datetime
+    recorded_by: str = "operator"
+    reference: str | None = None  # the bank's reference, kept in the payment's history
+
+
+class Forgiveness(BaseModel):
+    org_id: str
+    invoice_id: int
+    invoice_number: str
+    reason: str
+    forgiven_by: str
+    at: datetime
+
+
+class Forgiven(BaseModel):
+    amount: Decimal
+    currency: str
+
+
+class RefundRequest(BaseModel):
+    org_id: str
+    invoice_id: int
+    invoice_number: str
+    requested_by: str
+    at: datetime
+
+
+class Refunded(BaseModel):
+    payments: list[ChargeOutcome]  # the REFUNDED rows, one per refunded charge
+
+
+def refusal_to_refund(payments: list[Payment]) -> str | None:
+    """Why the PAID payments of an invoice cannot be refunded, or None (SPEC D2, D10)."""
+    paid = [p for p in payments if p.status == PaymentStatus.PAID and p.method in ("card", "paypal")]
+    refunded = {p.idempotency_key.removeprefix("refund:") for p in payments if p.status == PaymentStatus.REFUNDED}
+    if any(not p.refundable for p in paid):
+        return ("non-refundable (SPEC D2): it was charged to the card because the subscription's activation code was "
+                "not applied within the first 30 days of use")
+    if not [p for p in paid if p.idempotency_key not in refunded]:
+        return "nothing to refund"
+    return None
 
 
 class PaymentActivities:
@@ -89,7 +167,7 @@ class PaymentActivities:
             try:
                 result = self.gateway.charge(idempotency_key=request.idempotency_key, token=token,
                                              amount=payment.amount, currency=payment.currency, at=request.at,
-                                             usd_amount=request.amount)
+                                             usd_amount=request.amount, on_session=request.on_session)
             except (UnknownToken, IdempotencyConflict) as err:
                 raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from err
             if result.processing:
@@ -167,6 +245,93 @@ class PaymentActivities:
             s.add(payment)
             s.add(PaymentEvent(payment_id=payment.id, status=status, detail=failure_code, at=request.at))
             invoice = s.get(Invoice, request.invoice_id)
-            record_invoice_outcome(s, invoice, InvoiceStatus.PAID if succeeded else InvoiceStatus.FAILED, request.at,
-                                   amount_due=invoice.amount_due - payment.amount if succeeded else None)
+            if succeeded and request.on_session:
+                apply_payment(s, invoice, request.amount, request.at)  # request.amount: the invoice's currency
+            elif succeeded:
+                record_invoice_outcome(s, invoice, InvoiceStatus.PAID, request.at,
+                                       amount_due=invoice.amount_due - payment.amount)
+            elif invoice.invoiced == 0:  # an invoice billed under a subscription stays INVOICED (D10)
+                record_invoice_outcome(s, invoice, InvoiceStatus.FAILED, request.at)
             return payment
+
+    @activity.defn(name="record_manual_payment")
+    def record_manual_payment(self, request: ManualPayment) -> ChargeOutcome:
+        """SPEC D10: a wire or ACH payment received; partial payments leave the rest outstanding. Exactly once:
+        the row's key is the invoice and our attempt number."""
+        key = f"{request.invoice_number}:{request.attempt}"
+        with activity_log_context(org_id=request.org_id, invoice=request.invoice_number, attempt=request.attempt) \
+                as log, self.db.session() as s:
+            payment = s.exec(select(Payment).where(Payment.idempotency_key == key)).first()
+            if payment is not None:
+                return _outcome(payment)
+            invoice = s.get(Invoice, request.invoice_id)
+            if request.amount > outstanding(invoice):
+                raise ApplicationError(f"{request.amount} is more than the {outstanding(invoice)} outstanding on "
+                                       f"{invoice.number}", type="Overpayment", non_retryable=True)
+            payment = Payment(idempotency_key=key, org_id=request.org_id, invoice_id=invoice.id,
+                              attempt=request.attempt, method=request.method, status=PaymentStatus.PAID,
+                              amount=request.amount, currency=invoice.currency, refundable=False,
+                              created_at=request.at, updated_at=request.at)
+            s.add(payment)
+            s.flush()
+            detail = f"{request.method} recorded by {request.recorded_by}" + \
+                (f", reference {request.reference}" if request.reference else "")
+            s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PAID, detail=detail[:200], at=request.at))
+            apply_payment(s, invoice, request.amount, request.at)
+            log.info("manual payment recorded", method=request.method, amount=str(request.amount),
+                     outstanding=str(outstanding(invoice)))
+            return _outcome(payment)
+
+    @activity.defn(name="forgive_invoice")
+    def forgive_invoice(self, request: Forgiveness) -> Forgiven:
+        """SPEC D10: what is outstanding is forgiven, with an audit record naming who and why."""
+        with activity_log_context(org_id=request.org_id, invoice=request.invoice_number) as log, \
+                self.db.session() as s:
+            invoice = s.get(Invoice, request.invoice_id)
+            audit = s.exec(select(InvoiceForgiveness).where(InvoiceForgiveness.invoice_id == invoice.id)).first()
+            if audit is None:
+                audit = InvoiceForgiveness(invoice_id=invoice.id, org_id=request.org_id, amount=outstanding(invoice),
+                                           currency=invoice.currency, reason=request.reason[:500],
+                                           forgiven_by=request.forgiven_by, at=request.at)
+                s.add(audit)
+                invoice.forgiven += audit.amount
+                invoice.amount_due, invoice.invoiced = Decimal("0"), Decimal("0")
+                record_invoice_outcome(s, invoice, InvoiceStatus.FORGIVEN, request.at)
+                log.info("invoice forgiven", amount=str(audit.amount), forgiven_by=request.forgiven_by)
+            return Forgiven(amount=audit.amount, currency=audit.currency)
+
+    @activity.defn(name="refund_payment")
+    def refund_payment(self, request: RefundRequest) -> Refunded:
+        """SPEC D10: refund the invoice's PAID card and PayPal charges through the gateway (one idempotency key per
+        charge), recording each as a REFUNDED payment; D2's non-refundable charges are refused."""
+        with activity_log_context(org_id=request.org_id, invoice=request.invoice_number) as log:
+            with self.db.session() as s:
+                payments = list(s.exec(select(Payment).where(Payment.invoice_id == request.invoice_id)
+                                       .order_by(Payment.attempt)).all())
+            refusal = refusal_to_refund(payments)
+            done = [p for p in payments if p.status == PaymentStatus.REFUNDED and p.idempotency_key.startswith("refund:")]
+            if refusal == "nothing to refund" and done:
+                return Refunded(payments=[_outcome(p) for p in done])
+            if refusal is not None:
+                raise ApplicationError(f"the payment of {request.invoice_number} cannot be refunded: {refusal}",
+                                       type="NotRefundable", non_retryable=True)
+            refunded = {p.idempotency_key.removeprefix("refund:") for p in done}
+            for paid in [p for p in payments if p.status == PaymentStatus.PAID and p.method in ("card", "paypal")
+                         and p.idempotency_key not in refunded]:
+                key = f"refund:{paid.idempotency_key}"
+                result = self.gateway.refund(idempotency_key=key, charge_id=paid.gateway_charge_id, at=request.at)
+                with self.db.session() as s:
+                    attempt = max(p.attempt for p in s.exec(select(Payment).where(
+                        Payment.invoice_id == request.invoice_id))) + 1
+                    row = Payment(idempotency_key=key, org_id=request.org_id, invoice_id=request.invoice_id,
+                                  attempt=attempt, method=paid.method, payment_method_id=paid.payment_method_id,
+                                  status=PaymentStatus.REFUNDED, amount=paid.amount, currency=paid.currency,
+                                  fx_rate=paid.fx_rate, refundable=False, gateway_charge_id=result.charge_id,
+                                  created_at=request.at, updated_at=request.at)
+                    s.add(row)
+                    s.flush()
+                    s.add(PaymentEvent(payment_id=row.id, status=PaymentStatus.REFUNDED, at=request.at,
+                                       detail=f"refund of attempt {paid.attempt} by {request.requested_by}"[:200]))
+                    done.append(row)
+                log.info("payment refunded", attempt=paid.attempt, amount=str(paid.amount), currency=paid.currency)
+            return Refunded(payments=[_outcome(p) for p in done])

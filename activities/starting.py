@@ -12,14 +12,16 @@ import asyncio
 from pydantic import BaseModel
 from sqlmodel import select
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import (SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy,
+                               WorkflowIDReusePolicy)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from billing.config import BillingDurations
 from billing.db import Database
 from billing.invoicing import period_end
-from billing.tables import Organization
+from activities.payments import outstanding
+from billing.tables import Invoice, Organization
 from workflows.payment import ChargeInvoiceInput, PaymentWorkflow
 from workflows.shared import (BILLING_PERIOD, INVOICE_ID, ORG_ID, PAYMENT_STATUS, SETTLEMENT_WORKFLOW, SettleInput,
                               payment_workflow_id, settlement_workflow_id)
@@ -32,21 +34,43 @@ class StartedWorkflow(BaseModel):
     already_started: bool
 
 
-async def start_payment_workflow(client: Client, task_queue: str, request: ChargeInvoiceInput) -> StartedWorkflow:
-    """One payment workflow per invoice, ever: a second start finds the first."""
+def configured(request: ChargeInvoiceInput, durations: BillingDurations) -> ChargeInvoiceInput:
+    """A payment's input with the configured durations (SPEC H4), whoever starts it."""
+    return request.model_copy(update={"rbi_authorization_window": durations.rbi_authorization_window})
+
+
+async def start_payment_workflow(client: Client, task_queue: str, durations: BillingDurations,
+                                 request: ChargeInvoiceInput) -> StartedWorkflow:
+    """The one way a payment workflow is started (settlement, activation, checkout, client, CLI), with the configured
+    durations. One payment workflow per invoice while it runs: a second start finds the first."""
+    request = configured(request, durations)
     workflow_id = payment_workflow_id(request.invoice_number)
     try:
-        await client.start_workflow(
-            PaymentWorkflow.run, request, id=workflow_id, task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(ORG_ID, request.org_id), SearchAttributePair(INVOICE_ID, request.invoice_number),
-                SearchAttributePair(BILLING_PERIOD, request.period), SearchAttributePair(PAYMENT_STATUS, "NEW")]),
-            static_summary=f"Payment of {request.invoice_number} ({request.amount} {request.currency})",
-        )
+        await client.start_workflow(PaymentWorkflow.run, request, id=workflow_id, task_queue=task_queue,
+                                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, **_visible(request))
     except WorkflowAlreadyStartedError:
         return StartedWorkflow(workflow_id=workflow_id, already_started=True)
     return StartedWorkflow(workflow_id=workflow_id, already_started=False)
+
+
+def payment_operation(task_queue: str, durations: BillingDurations,
+                      request: ChargeInvoiceInput) -> WithStartWorkflowOperation:
+    """An operation on an invoice's payment workflow (PAY NOW, a wire payment, forgiveness, a refund), sent with
+    update-with-start: to the running workflow if there is one, else to a new run of the same business key
+    (`request` says how that run begins), so money moves only inside the invoice's one payment flow (SPEC D10)."""
+    request = configured(request, durations)
+    return WithStartWorkflowOperation(
+        PaymentWorkflow.run, request, id=payment_workflow_id(request.invoice_number), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        **_visible(request))
+
+
+def _visible(request: ChargeInvoiceInput) -> dict:
+    """Search attributes and summary: operators find the payment by organization, invoice and period (SPEC H2)."""
+    return {"search_attributes": TypedSearchAttributes([
+                SearchAttributePair(ORG_ID, request.org_id), SearchAttributePair(INVOICE_ID, request.invoice_number),
+                SearchAttributePair(BILLING_PERIOD, request.period), SearchAttributePair(PAYMENT_STATUS, "NEW")]),
+            "static_summary": f"Payment of {request.invoice_number} ({request.amount} {request.currency})"}
 
 
 class StartSettlementsRequest(BaseModel):
@@ -85,8 +109,14 @@ class StartingActivities:
 
     @activity.defn(name="start_payment_workflow")
     async def start_payment(self, request: ChargeInvoiceInput) -> StartedWorkflow:
-        request = request.model_copy(update={"rbi_authorization_window": self.durations.rbi_authorization_window})
-        return await start_payment_workflow(self.client, self.task_queue, request)
+        if request.mode == "await":  # what is outstanding on an INVOICED invoice is its invoiced amount (D10)
+            request = request.model_copy(update={"amount": await asyncio.to_thread(self._outstanding,
+                                                                                   request.invoice_id)})
+        return await start_payment_workflow(self.client, self.task_queue, self.durations, request)
+
+    def _outstanding(self, invoice_id: int):
+        with self.db.session() as s:
+            return outstanding(s.get(Invoice, invoice_id))
 
     @activity.defn(name="start_settlements")
     async def start_settlements(self, request: StartSettlementsRequest) -> StartSettlementsPage:

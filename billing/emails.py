@@ -52,6 +52,11 @@ def render(kind: str, org_id: str, data: dict[str, str]) -> EmailContent:
         if reason == "authentication_required":
             extra = (f"\nYour card issuer requires you to authenticate the card (Strong Customer "
                      f"Authentication). Authenticate it here: {base}/orgs/{org_id}/billing/payment-method\n")
+        elif reason == "mandate_limit_exceeded":  # SPEC E2
+            extra = (f"\nWhy: this month's charge is above the USD 1,400 monthly limit of the recurring-payment "
+                     f"mandate that Reserve Bank of India rules require for your card, so it cannot be charged "
+                     f"automatically. Pay it yourself with PAY NOW (your card issuer will ask you to authenticate; "
+                     f"the mandate's limit does not apply): {invoice_link}#pay-now\n")
         return EmailContent(
             subject=f"Payment failed for invoice {invoice}",
             body=(f"We could not charge {amount} for invoice {invoice} (reason: {reason}).\n"

@@ -96,7 +96,7 @@ class PaymentGateway(Protocol):
     def authenticate(self, token: str) -> None: ...
 
     def charge(self, *, idempotency_key: str, token: str, amount: Decimal, currency: str,
-               at: datetime) -> ChargeResult: ...
+               at: datetime, on_session: bool = False) -> ChargeResult: ...
 
     def refund(self, *, idempotency_key: str, charge_id: str, at: datetime) -> ChargeResult: ...
 
@@ -164,7 +164,10 @@ class SandboxGateway:
             s.add(row)
 
     def charge(self, *, idempotency_key: str, token: str, amount: Decimal, currency: str,
-               at: datetime, verification: bool = False, usd_amount: Decimal | None = None) -> ChargeResult:
+               at: datetime, verification: bool = False, usd_amount: Decimal | None = None,
+               on_session: bool = False) -> ChargeResult:
+        """`on_session`: the customer is present (PAY NOW) and authenticates with the issuer in the session, so
+        neither an RBI mandate (E2) nor SCA (F1) stands in the way; the issuer's own decline still does."""
         amount = round_money(Decimal(amount), currency)
         existing = self._by_key(idempotency_key)
         if existing is not None:
@@ -173,10 +176,10 @@ class SandboxGateway:
             vault = s.get(SandboxToken, token)
             if vault is None:
                 raise UnknownToken(token)
-            if vault.behaviour == "india_mandate" and not verification:
+            if vault.behaviour == "india_mandate" and not verification and not on_session:
                 row = self._rbi_charge(s, idempotency_key, token, amount, currency, at, usd_amount)
             else:
-                failure = self._decide(vault, verification)
+                failure = self._decide(vault, verification, on_session)
                 row = SandboxCharge(id="ch_" + secrets.token_hex(12), idempotency_key=idempotency_key, token=token,
                                     kind="charge", amount=amount, currency=currency,
                                     outcome="failed" if failure else "succeeded", failure_code=failure, created_at=at)
@@ -306,13 +309,13 @@ class SandboxGateway:
             return list(s.exec(query.order_by(SandboxCharge.created_at)).all())
 
     @staticmethod
-    def _decide(vault: SandboxToken, verification: bool) -> str | None:
+    def _decide(vault: SandboxToken, verification: bool, on_session: bool = False) -> str | None:
         # The on-session verification of a new card passes for every test card; the test cards
         # decide what happens to the off-session charges that follow.
-        if verification or vault.behaviour == "succeed":
+        if verification or vault.behaviour in ("succeed", "india_mandate"):
             return None
         if vault.behaviour == "authentication_required":
-            return None if vault.authenticated else "authentication_required"
+            return None if vault.authenticated or on_session else "authentication_required"
         return vault.behaviour
 
     def _by_key(self, key: str) -> SandboxCharge | None:

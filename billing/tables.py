@@ -176,6 +176,21 @@ class Invoice(SQLModel, table=True):
     fx_rate: Decimal | None = _money(default=None)  # tax invoice: USD -> currency at the end of the period (M2)
     cloud_invoice_id: int | None = Field(default=None, foreign_key="invoices.id")  # a tax invoice's cloud invoice
     explanation: str | None = Field(default=None, max_length=300)  # why billed usage differs from usage (G3)
+    forgiven: Decimal = _money(default=Decimal("0"))  # D10: what an operator forgave (see InvoiceForgiveness)
+
+
+class InvoiceForgiveness(SQLModel, table=True):
+    """SPEC D10: an operator forgave an unpaid invoice: who, why, when and how much."""
+
+    __tablename__ = "invoice_forgiveness"
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", unique=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    reason: str = Field(max_length=500)
+    forgiven_by: str = Field(max_length=320)
+    at: datetime = _ts()
 
 
 class InvoiceLine(SQLModel, table=True):
@@ -219,7 +234,7 @@ class Payment(SQLModel, table=True):
     org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
     invoice_id: int = Field(foreign_key="invoices.id", index=True)
     attempt: int
-    method: str = Field(max_length=16)  # card | paypal | credits | marketplace
+    method: str = Field(max_length=16)  # card | paypal | credits | marketplace | wire | ach
     payment_method_id: int | None = Field(default=None, foreign_key="payment_methods.id")
     status: str = Field(max_length=24, index=True)
     amount: Decimal = _money()

@@ -76,6 +76,12 @@ class _ClientOutbound(temporalio.client.OutboundInterceptor):
         input.memo = _with_offset_memo(input.memo, _offset.get() or self.offset_seconds)
         return await super().start_workflow(input)
 
+    async def start_update_with_start_workflow(
+            self, input: temporalio.client.StartWorkflowUpdateWithStartInput) -> Any:
+        start = input.start_workflow_input
+        start.memo = _with_offset_memo(start.memo, _offset.get() or self.offset_seconds)
+        return await super().start_update_with_start_workflow(input)
+
 
 class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
     async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:

@@ -47,6 +47,27 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("org")
     retry.add_argument("--invoice", default="latest", help="invoice number, or 'latest'")
 
+    pay_now = commands.add_parser("pay-now", help="PAY NOW: charge the method on file on-session (SPEC G2, E2)")
+    pay_now.add_argument("org")
+    pay_now.add_argument("invoice", nargs="?", default="latest", help="invoice number, or 'latest'")
+
+    record = commands.add_parser("record-payment", help="record a wire or ACH payment received (SPEC D10)")
+    record.add_argument("org")
+    record.add_argument("invoice", help="invoice number, or 'latest'")
+    record.add_argument("--method", required=True, choices=["wire", "ach"])
+    record.add_argument("--amount", required=True, help="in the invoice's currency, e.g. 100.00")
+    record.add_argument("--reference", help="the bank's reference of the transfer")
+
+    forgive = commands.add_parser("forgive", help="operator: forgive an unpaid invoice, audited (SPEC D10)")
+    forgive.add_argument("org")
+    forgive.add_argument("invoice", help="invoice number, or 'latest'")
+    forgive.add_argument("--reason", required=True)
+    forgive.add_argument("--by", default="cli", help="who forgives (kept in the audit record)")
+
+    refund = commands.add_parser("refund", help="refund an invoice's card/PayPal payment (SPEC D10; not D2's)")
+    refund.add_argument("org")
+    refund.add_argument("invoice", nargs="?", default="latest", help="invoice number, or 'latest'")
+
     charge = commands.add_parser("charge-invoice", help="start the payment workflow of a closed invoice")
     charge.add_argument("invoice")
 
@@ -226,6 +247,7 @@ async def _client() -> Any:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from contracts.outcomes import NothingToDo
     from starter.client import BillingError
 
     if args.command == "simulate":
@@ -239,6 +261,21 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "retry-payment":
             print(await client.retry_payment(args.org, args.invoice, requested_by="cli"))
+        elif args.command == "pay-now":
+            print((await client.pay_now(args.org, args.invoice, requested_by="cli")).model_dump_json(indent=2))
+        elif args.command == "record-payment":
+            from decimal import Decimal, InvalidOperation
+            try:
+                amount = Decimal(args.amount)
+            except InvalidOperation:
+                return _fail(f"amount: {args.amount!r} is not an amount")
+            print((await client.record_payment(args.org, args.invoice, args.method, amount, recorded_by="cli",
+                                               reference=args.reference)).model_dump_json(indent=2))
+        elif args.command == "forgive":
+            print((await client.forgive_invoice(args.org, args.invoice, args.reason, forgiven_by=args.by))
+                  .model_dump_json(indent=2))
+        elif args.command == "refund":
+            print((await client.refund_payment(args.org, args.invoice, requested_by="cli")).model_dump_json(indent=2))
         elif args.command == "charge-invoice":
             print((await client.charge_invoice(args.invoice)).id)
         elif args.command == "apply-code":
@@ -249,6 +286,8 @@ async def _run(args: argparse.Namespace) -> int:
             print((await client.run_month_end(args.period)).model_dump_json(indent=2))
         elif args.command == "settle":
             print((await client.settle(args.org, args.period)).model_dump_json(indent=2))
+    except NothingToDo as done:
+        print(done.notice)  # harmless: nothing was changed
     except (BillingError, ValidationError) as err:
         return _fail(str(err))
     return 0

@@ -17,7 +17,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.organization import start_org_billing
-from activities.starting import start_payment_workflow
+from activities.payments import outstanding, refusal_to_refund
+from activities.starting import payment_operation, start_payment_workflow
+from contracts.outcomes import NothingToDo
 from billing.cards import CardIn, PayPalIn
 from billing.cycle import add_usage, open_cycle
 from billing.db import Database
@@ -29,7 +31,7 @@ from billing.support import PlanChange, SupportPlan
 from billing.activation import hash_code
 from billing.config import BillingDurations
 from billing.tables import (Activation, BillingContactChange, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
-                            Mandate, OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription,
+                            Mandate, OrgMember, Payment, PaymentMethod, Role, Subscription,
                             SupportPlanPeriod, UsageLine)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
 from workflows.checkout import BillingAddress, CheckoutInput, CheckoutWorkflow
@@ -37,7 +39,8 @@ from workflows.support_plan import ChangePlan, SupportPlanInput, SupportPlanWork
 from workflows.organization import OrgBillingWorkflow, PaymentMethodUpdate, PaymentMethodUpdated
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
-from workflows.payment import ChargeInvoiceInput, GatewayOutcome, PaymentWorkflow, RetryRequest
+from workflows.payment import (ChargeInvoiceInput, Forgive, GatewayOutcome, PaymentState, PaymentWorkflow, PayNow,
+                               RecordPayment, Refund, RetryRequest)
 from workflows.settlement import SettlementWorkflow
 from workflows.shared import SettleResult
 from workflows.shared import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
@@ -429,27 +432,94 @@ class BillingClient:
         return self.temporal.get_workflow_handle_for(ActivationWorkflow.run,
                                                      activation_workflow_id(org_id, subscription_id))
 
-    async def refund_payment(self, org_id: str, invoice: str, requested_by: str = "support") -> None:
-        """Refund a PAID card payment; charges made after a missed activation grace period are refused (D2)."""
-        at = await self.clock()
+    async def refund_payment(self, org_id: str, invoice: str | int = "latest",
+                             requested_by: str = "support") -> PaymentState:
+        """SPEC D10: refund the invoice's card/PayPal charges through its payment workflow (REFUNDED payments on the
+        invoice); D2's non-refundable charges are refused (BillingError), an already refunded one is NothingToDo."""
+        return await self._operate(org_id, invoice, "refund", PaymentWorkflow.refund, Refund(requested_by=requested_by))
 
-        def refund() -> None:
-            with self.db.session() as s:
-                row = s.exec(select(Payment).join(Invoice, Payment.invoice_id == Invoice.id)
-                             .where(Invoice.org_id == org_id, Invoice.number == invoice, Payment.status == "PAID",
-                                    Payment.method.in_(["card", "paypal"]))).first()
+    async def pay_now(self, org_id: str, invoice: str | int = "latest", requested_by: str = "customer") -> PaymentState:
+        """SPEC G2/E2: PAY NOW: charge the method on file on-session for what the invoice still has due."""
+        return await self._operate(org_id, invoice, "pay", PaymentWorkflow.pay_now, PayNow(requested_by=requested_by))
+
+    async def record_payment(self, org_id: str, invoice: str | int, method: Literal["wire", "ach"], amount: Decimal,
+                             recorded_by: str = "operator", reference: str | None = None) -> PaymentState:
+        """SPEC D10: a wire or ACH payment received for an invoice (partial payments leave the rest due)."""
+        if isinstance(amount, float):
+            raise BillingError("give the amount as a string or Decimal: money is never a float")
+        request = RecordPayment(method=method, amount=amount, recorded_by=recorded_by, reference=reference)
+        return await self._operate(org_id, invoice, "pay", PaymentWorkflow.record_payment, request)
+
+    async def forgive_invoice(self, org_id: str, invoice: str | int, reason: str,
+                              forgiven_by: str = "operator") -> PaymentState:
+        """SPEC D10: an operator forgives an unpaid invoice (FORGIVEN), audited: who and why."""
+        request = Forgive(reason=reason, forgiven_by=forgiven_by)
+        return await self._operate(org_id, invoice, "forgive", PaymentWorkflow.forgive, request)
+
+    async def _operate(self, org_id: str, invoice: str | int, action: str, update, arg) -> PaymentState:
+        start = await asyncio.to_thread(self._operation_target, org_id, invoice, action)
+        try:
+            return await self.temporal.execute_update_with_start_workflow(
+                update, arg, start_workflow_operation=payment_operation(self.task_queue, self.durations, start))
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = str(getattr(cause, "message", None) or cause or err)
+            if getattr(cause, "type", None) == "NothingToDo":
+                raise NothingToDo(message) from None
+            raise BillingError(message) from None
+
+    def _operation_target(self, org_id: str, invoice: str | int, action: str) -> ChargeInvoiceInput:
+        """The invoice an operation acts on (`latest`: the newest it can apply to, never the PENDING one), as the
+        input of a payment run that would carry it out. Nothing to act on: NothingToDo (SCENARIOS.md notices)."""
+        self._require_org(org_id)
+        with self.db.session() as s:
+            query = select(Invoice).where(Invoice.org_id == org_id, Invoice.kind != "tax",
+                                          Invoice.status != InvoiceStatus.PENDING)
+            if invoice != "latest":
+                row = s.exec(select(Invoice).where(Invoice.org_id == org_id, (Invoice.id == invoice)
+                                                   if isinstance(invoice, int) else (Invoice.number == invoice))).first()
                 if row is None:
-                    raise BillingError(f"invoice {invoice!r} of {org_id!r} has no paid card or PayPal payment")
-                if not row.refundable:
-                    raise BillingError(f"the payment for {invoice} is non-refundable: it was charged because the "
-                                       "subscription's activation code was not applied in time (SPEC D2)")
-                self.gateway.refund(idempotency_key=f"refund:{row.idempotency_key}", charge_id=row.gateway_charge_id,
-                                    at=at)
-                row.status, row.updated_at = "REFUNDED", at
-                s.add(row)
-                s.add(PaymentEvent(payment_id=row.id, status="REFUNDED", detail=f"refund by {requested_by}", at=at))
-
-        await asyncio.to_thread(refund)
+                    raise BillingError(f"organization {org_id!r} has no invoice {invoice!r}")
+                if row.kind == "tax":  # the tax invoice restates its cloud invoice: act on that one
+                    cloud = s.get(Invoice, row.cloud_invoice_id)
+                    if cloud.currency != row.currency and action == "pay":
+                        raise BillingError(f"{row.number} is in {row.currency}: record the payment against cloud "
+                                           f"invoice {cloud.number} in {cloud.currency}")
+                    row = cloud
+                candidates = [row]
+            else:
+                candidates = list(s.exec(query.order_by(Invoice.created_at.desc(), Invoice.id.desc())).all())
+            payments = {c.id: list(s.exec(select(Payment).where(Payment.invoice_id == c.id)
+                                          .order_by(Payment.attempt)).all()) for c in candidates}
+        if action == "refund":
+            fits = [c for c in candidates if any(p.status == "PAID" and p.method in ("card", "paypal")
+                                                 for p in payments[c.id])]
+            if not fits:
+                raise NothingToDo(f"nothing to refund: {candidates[0].number} has no card or PayPal payment"
+                                  if invoice != "latest" else f"nothing to refund: {org_id} has no paid invoice")
+            target = fits[0]
+            refusal = refusal_to_refund(payments[target.id])
+            if refusal == "nothing to refund":
+                raise NothingToDo(f"nothing to refund: the payment of {target.number} is already REFUNDED")
+            if refusal is not None:
+                raise BillingError(f"refund refused: the payment of {target.number} is {refusal}")
+        else:
+            fits = [c for c in candidates if outstanding(c) > 0]
+            if not fits:
+                verb = "forgive" if action == "forgive" else "pay"
+                raise NothingToDo(f"nothing to {verb}: {candidates[0].number} is {candidates[0].status}"
+                                  if invoice != "latest" and candidates else
+                                  f"nothing to {verb}: {org_id} has no invoice with an amount due")
+            target = fits[0]
+            if target.billing_mode == "activation_hold":
+                raise BillingError(f"{target.number} is held while the subscription's activation code is awaited "
+                                   "(SPEC D2): it is charged when the grace period ends")
+        due = outstanding(target)
+        return ChargeInvoiceInput(
+            org_id=org_id, invoice_id=target.id, invoice_number=target.number, period=target.period, amount=due,
+            currency=target.currency, refundable=target.billing_mode != "grace_charge",
+            mode="await" if due > 0 else "serve",
+            previous_attempts=max((p.attempt for p in payments[target.id]), default=0))
 
     async def add_credit_line(self, org_id: str, line: CreditLineIn) -> None:
         """Append a credit line at the bottom of the organization's credit table (drawn top to bottom, D3)."""
@@ -509,7 +579,7 @@ class BillingClient:
         if invoice.status not in (InvoiceStatus.CLOSED, InvoiceStatus.FAILED) or invoice.amount_due <= 0:
             raise BillingError(f"invoice {invoice_number} is {invoice.status} with {invoice.amount_due} due: "
                                "nothing to charge")
-        started = await start_payment_workflow(self.temporal, self.task_queue, ChargeInvoiceInput(
+        started = await start_payment_workflow(self.temporal, self.task_queue, self.durations, ChargeInvoiceInput(
             org_id=invoice.org_id, invoice_id=invoice.id, invoice_number=invoice.number, period=invoice.period,
             amount=invoice.amount_due, currency=invoice.currency))
         return self.temporal.get_workflow_handle_for(PaymentWorkflow.run, started.workflow_id)

@@ -139,8 +139,33 @@ class ChangeSupportPlan(_Event):
     plan: SupportPlan
 
 
+class PayNowEvent(_Event):  # SPEC G2/E2
+    do: Literal["pay_now"]
+    invoice: str | int = "latest"
+
+
+class RecordPaymentEvent(_Event):  # SPEC D10
+    do: Literal["record_payment"]
+    invoice: str | int = "latest"
+    method: Literal["wire", "ach"]
+    amount: Decimal = Field(gt=0)
+    _no_float = field_validator("amount", mode="before")(classmethod(lambda cls, v: UsageIn._no_float(v)))
+
+
+class ForgiveInvoiceEvent(_Event):  # SPEC D10
+    do: Literal["forgive_invoice"]
+    invoice: str | int = "latest"
+    reason: str = Field(min_length=1)
+
+
+class RefundPaymentEvent(_Event):  # SPEC D10
+    do: Literal["refund_payment"]
+    invoice: str | int = "latest"
+
+
 Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, AuthorizePayment, RevokeMandate,
-                        ReversePayment, BuyFlexConsulting, SetBillingContact, ChangeSupportPlan], Field(discriminator="do")]
+                        ReversePayment, BuyFlexConsulting, SetBillingContact, ChangeSupportPlan, PayNowEvent,
+                        RecordPaymentEvent, ForgiveInvoiceEvent, RefundPaymentEvent], Field(discriminator="do")]
 
 
 class Scenario(_Strict):
@@ -173,7 +198,8 @@ class Scenario(_Strict):
 
 
 _TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", "authorize_payment",
-         "revoke_mandate", "reverse_payment", "buy_flex_consulting", "set_billing_contact", "change_support_plan"}
+         "revoke_mandate", "reverse_payment", "buy_flex_consulting", "set_billing_contact", "change_support_plan",
+         "pay_now", "record_payment", "forgive_invoice", "refund_payment"}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

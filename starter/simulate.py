@@ -35,8 +35,9 @@ from billing.support import SupportPlan
 from contracts.clock import ClockInterceptor
 from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, SupportPlanPeriod)
-from starter.client import BillingClient, SubscriptionIn
-from starter.scenario import (ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
+from starter.client import BillingClient, BillingError, SubscriptionIn
+from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
+                              ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
                               ReversePayment, RevokeMandate, Scenario, SetBillingContact, UpdatePaymentMethod, utc)
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
@@ -270,6 +271,18 @@ class Simulation:
             elif isinstance(event, ApplyActivationCode):
                 # The customer types the code from the e-mail they received: the simulator's mailbox.
                 await self.billing.apply_activation_code(event.org, self.inbox.activation_code(event.org))
+            elif isinstance(event, PayNowEvent):
+                await self.billing.pay_now(event.org, event.invoice, requested_by="simulator")
+            elif isinstance(event, RecordPaymentEvent):
+                await self.billing.record_payment(event.org, event.invoice, event.method, event.amount,
+                                                  recorded_by="simulator")
+            elif isinstance(event, ForgiveInvoiceEvent):
+                await self.billing.forgive_invoice(event.org, event.invoice, event.reason, forgiven_by="simulator")
+            elif isinstance(event, RefundPaymentEvent):
+                try:
+                    await self.billing.refund_payment(event.org, event.invoice, requested_by="simulator")
+                except BillingError as err:  # D2's non-refundable charges: the scenario asks for the impossible
+                    raise ValueError(f"refund_payment at {_stamp(event.at)} for {event.org}: {err}") from None
         return perform
 
     async def _settle_down(self) -> None:

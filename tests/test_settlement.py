@@ -47,8 +47,11 @@ async def test_monthly_commitment_bills_the_greater_of_usage_or_minimum_and_bank
         ("1000.00", "USD"), ("1000.00", "USD"), ("1400.00", "USD")]
     assert output["payments"] == []  # invoiced under the subscription, never charged to the card
     # SPEC A3: a billing e-mail with the flag off: it, the owners and the billing admins.
-    assert [(e["kind"], e["to"]) for e in output["emails"]] == [
+    emails = [(e["kind"], e["to"]) for e in output["emails"]]
+    assert [e for e in emails if e[0] == "tax_invoice"] == [
         ("tax_invoice", ["ap@acme.test", "owner@acme.test", "billing@acme.test"])] * 3
+    # D9/D10: no transfer is ever recorded here, so the INVOICED bills go overdue like any other.
+    assert {kind for kind, _ in emails} - {"tax_invoice"} <= {"org_suspended", "org_locked"}
 
 
 async def test_flex_commitment_charges_unused_credits_in_the_last_month():

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
     from activities.email import EmailActivities, EmailRequest
     from activities.fx import FxActivities, FxRequest
-    from activities.payments import ChargeOutcome, ChargeRequest, PaymentActivities
+    from activities.payments import (ChargeOutcome, ChargeRequest, Forgiveness, ManualPayment, PaymentActivities,
+                                     RefundRequest)
     from activities.organization import InvoiceNotice, OrganizationActivities
     from activities.rbi import IssuerOutcome, PaymentRef, PrepareRequest, RbiActivities
     from billing.tables import PaymentStatus
@@ -39,6 +42,11 @@ class ChargeInvoiceInput(BaseModel):
     refundable: bool = True  # SPEC D2: charges for usage after a missed activation grace period are not
     rbi_authorization_window: timedelta = timedelta(days=5)  # SPEC E4, H4
     notify_workflow_id: str | None = None  # a workflow to tell of each outcome (a Flex Consulting checkout)
+    # charge: charge the method on file now (card-billed invoices). await: charge nothing; the invoice is unpaid
+    # (INVOICED under a subscription, D10) until PAY NOW, a wire/ACH payment or forgiveness. serve: nothing is
+    # outstanding; the run carries out the operation it was started with (a refund) and ends.
+    mode: Literal["charge", "await", "serve"] = "charge"
+    previous_attempts: int = 0  # attempts already made on this invoice by earlier runs: keys go on from there
 
 
 class PaymentNotice(BaseModel):
@@ -48,6 +56,37 @@ class PaymentNotice(BaseModel):
 
 class RetryRequest(BaseModel):
     requested_by: str = "customer"
+
+
+class PayNow(BaseModel):
+    """SPEC G2/E2: the customer pays on-session with the method on file (authenticating with the issuer)."""
+
+    requested_by: str = "customer"
+
+
+class RecordPayment(BaseModel):
+    """SPEC D10: a wire transfer or ACH payment received, in the invoice's currency."""
+
+    method: Literal["wire", "ach"]
+    amount: Decimal = Field(gt=0)
+    recorded_by: str = "operator"
+    reference: str | None = None
+
+
+class Forgive(BaseModel):
+    reason: str
+    forgiven_by: str = "operator"
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a forgiveness needs a reason (it is audited)")
+        return value.strip()
+
+
+class Refund(BaseModel):
+    requested_by: str = "support"
 
 
 class GatewayOutcome(BaseModel):
@@ -66,6 +105,8 @@ class PaymentState(BaseModel):
     failure_code: str | None = None
     waiting_for: str | None = None  # what the workflow waits for, in words an operator reads
     payments: list[ChargeOutcome] = []
+    outstanding: Decimal | None = None  # what is still to be paid (None: the amount being charged)
+    forgiven: bool = False
 
 
 @workflow.defn
@@ -78,10 +119,18 @@ class PaymentWorkflow:
         self._authorized: set[str] = set()
         self._reversal_requested = False
         self._wake = None  # what the workflow rests on: idle only while it is still false
+        self._request: ChargeInvoiceInput | None = None
+        self._settled = False  # paid on-session, by wire/ACH, or forgiven: nothing more to collect
+        self._operating = False  # an update (PAY NOW, a payment recorded, forgiveness, refund) is at work
+        self._lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, request: ChargeInvoiceInput) -> PaymentState:
-        self._state = PaymentState(invoice_number=request.invoice_number, status=PaymentStatus.NEW, attempts=0)
+        self._request = request
+        self._state = PaymentState(invoice_number=request.invoice_number, status=PaymentStatus.NEW,
+                                   attempts=request.previous_attempts)
+        if request.mode != "charge":
+            return await self._without_charging(request)
         self._show(PaymentStatus.NEW, f"Charging {request.amount} {request.currency} for {request.invoice_number}")
         while True:
             self._busy = True
@@ -138,14 +187,204 @@ class PaymentWorkflow:
             self._show(outcome.status, f"Attempt {attempt} failed ({outcome.failure_code}). Waiting for a retry "
                        "signal (customer retry from the e-mail or invoice, SPEC F3)", waiting_for="retry")
             self._busy = False
-            await workflow.wait_condition(lambda: self._retry_requested)
+            await workflow.wait_condition(lambda: self._retry_requested or self._settled)
             self._retry_requested = False
+            if self._settled:  # PAY NOW, a wire/ACH payment or forgiveness settled it meanwhile
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._state
+
+    async def _without_charging(self, request: ChargeInvoiceInput) -> PaymentState:
+        """Modes await and serve: nothing is charged unless the customer pays on-session (SPEC D10, G2)."""
+        self._state.outstanding = request.amount if request.mode == "await" else Decimal("0")
+        if request.mode == "await":
+            self._show(PaymentStatus.NEW, f"{request.invoice_number}: {request.amount} {request.currency} to be paid "
+                       "by wire/ACH transfer or PAY NOW; waiting (an operator may forgive it)", waiting_for="payment")
+            await self._notify_org(request, paid=False)  # D9: an unpaid invoice goes overdue like any other
+            self._busy = False
+            await workflow.wait_condition(lambda: self._settled)
+        self._busy = False
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    def _open(self, action: str) -> None:
+        if self._settled or self._state.outstanding == 0:
+            state = "forgiven" if self._state.forgiven else "paid"
+            raise ApplicationError(f"nothing to {action}: {self._state.invoice_number} is {state}", type="NothingToDo",
+                                   non_retryable=True)
+
+    def _check_idle(self) -> None:
+        """Refuse an operation while the run's own attempt is in flight (two charges at once). A run started with
+        the operation (update-with-start) has not begun yet: nothing is in flight."""
+        if self._request is None:
+            return
+        in_flight = (self._request.mode == "charge" and self._busy) or self._state.status in (
+            PaymentStatus.PROCESSING, PaymentStatus.PENDING_REVERSAL)
+        if in_flight:
+            raise ValueError(f"a payment attempt for {self._state.invoice_number} is in progress "
+                             f"({self._state.status.value}): try again when it has finished")
+
+    async def _begin(self, action: str | None) -> None:
+        await workflow.wait_condition(lambda: self._request is not None)  # the run may start after the update
+        if action is not None:
+            self._open(action)
+        self._operating = True
+
+    @workflow.update
+    async def pay_now(self, request: PayNow) -> PaymentState:
+        """SPEC G2/E2: charge the method on file on-session, the customer authenticating with the issuer, so an RBI
+        mandate's cap does not apply. Each attempt has its own idempotency key <invoice>:<attempt> (M3)."""
+        async with self._lock:
+            await self._begin("pay")
+            try:
+                req = self._request
+                amount = self._state.outstanding if self._state.outstanding is not None else req.amount
+                attempt = self._state.attempts + 1
+                self._state.attempts = attempt
+                self._show(PaymentStatus.NEW, f"PAY NOW by {request.requested_by}: charging {amount} {req.currency} "
+                           f"on-session (attempt {attempt})")
+                prepared = await workflow.execute_activity_method(
+                    RbiActivities.prepare_charge, PrepareRequest(org_id=req.org_id, register_mandate=False,
+                                                                 at=clock.now()),
+                    start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
+                    retry_policy=ACTIVITY_RETRY)
+                charge_currency, fx_rate = None, None
+                if prepared.charge_currency not in (None, req.currency):
+                    fx = await workflow.execute_activity_method(
+                        FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=clock.now()),
+                        start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                    charge_currency, fx_rate = prepared.charge_currency, fx.rate
+                outcome = await workflow.execute_activity_method(
+                    PaymentActivities.charge_payment,
+                    ChargeRequest(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                                  attempt=attempt, idempotency_key=f"{req.invoice_number}:{attempt}", amount=amount,
+                                  currency=req.currency, at=clock.now(), refundable=req.refundable,
+                                  charge_currency=charge_currency, fx_rate=fx_rate, on_session=True),
+                    start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                self._state.payments.append(outcome)
+                self._state.failure_code = outcome.failure_code
+                if outcome.status == PaymentStatus.PAID:
+                    await self._received(req, amount, f"payment_succeeded:{req.invoice_number}:{attempt}", outcome)
+                    await self._tell_origin(req, outcome)
+                else:
+                    await self._email(req, "payment_failed", f"payment_failed:{req.invoice_number}:{attempt}", outcome)
+                    self._show(outcome.status, f"PAY NOW attempt {attempt} failed ({outcome.failure_code})",
+                               waiting_for="retry" if req.mode == "charge" else "payment")
+                return self._state
+            finally:
+                self._operating = False
+
+    @pay_now.validator
+    def _validate_pay_now(self, request: PayNow) -> None:
+        self._check_idle()
+
+    @workflow.update
+    async def record_payment(self, request: RecordPayment) -> PaymentState:
+        """SPEC D10: a wire or ACH payment received; a partial one leaves the rest outstanding."""
+        async with self._lock:
+            await self._begin("pay")
+            try:
+                req = self._request
+                attempt = self._state.attempts + 1
+                self._state.attempts = attempt
+                outcome = await self._activity(
+                    PaymentActivities.record_manual_payment,
+                    ManualPayment(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                                  attempt=attempt, method=request.method, amount=request.amount, at=clock.now(),
+                                  recorded_by=request.recorded_by, reference=request.reference))
+                self._state.payments.append(outcome)
+                left = (self._state.outstanding if self._state.outstanding is not None else req.amount) - request.amount
+                self._state.outstanding = left
+                if left == 0:
+                    await self._received(req, request.amount, f"payment_succeeded:{req.invoice_number}:{attempt}",
+                                         outcome)
+                else:
+                    self._show(self._state.status, f"{request.amount} {req.currency} received by {request.method}; "
+                               f"{left} {req.currency} still to be paid", waiting_for=self._state.waiting_for)
+                return self._state
+            finally:
+                self._operating = False
+
+    @record_payment.validator
+    def _validate_record_payment(self, request: RecordPayment) -> None:
+        self._check_idle()
+        if self._request is None:
+            return
+        left = self._state.outstanding if self._state.outstanding is not None else self._request.amount
+        if request.amount > left:
+            raise ValueError(f"{request.amount} is more than the {left} {self._request.currency} outstanding on "
+                             f"{self._state.invoice_number}")
+
+    @workflow.update
+    async def forgive(self, request: Forgive) -> PaymentState:
+        """SPEC D10: an operator forgives what is outstanding (FORGIVEN), audited: who and why."""
+        async with self._lock:
+            await self._begin("forgive")
+            try:
+                req = self._request
+                forgiven = await self._activity(
+                    PaymentActivities.forgive_invoice,
+                    Forgiveness(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                                reason=request.reason, forgiven_by=request.forgiven_by, at=clock.now()))
+                self._state.outstanding, self._state.forgiven, self._settled = Decimal("0"), True, True
+                await self._notify_org(req, paid=True)  # no longer overdue (D9)
+                self._show(self._state.status, f"Forgiven by {request.forgiven_by}: {forgiven.amount} "
+                           f"{forgiven.currency} ({request.reason})")
+                return self._state
+            finally:
+                self._operating = False
+
+    @forgive.validator
+    def _validate_forgive(self, request: Forgive) -> None:
+        self._check_idle()
+
+    @workflow.update
+    async def refund(self, request: Refund) -> PaymentState:
+        """SPEC D10: refund the invoice's card/PayPal charges (gateway refund, one idempotency key per charge);
+        D2's non-refundable charges are refused."""
+        async with self._lock:
+            await self._begin(None)
+            try:
+                req = self._request
+                refunded = await self._activity(
+                    PaymentActivities.refund_payment,
+                    RefundRequest(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                                  requested_by=request.requested_by, at=clock.now()))
+                known = {p.payment_id for p in self._state.payments}
+                self._state.payments += [p for p in refunded.payments if p.payment_id not in known]
+                self._show(PaymentStatus.REFUNDED, f"Refunded to the customer at the request of {request.requested_by}")
+                return self._state
+            finally:
+                self._operating = False
+
+    @refund.validator
+    def _validate_refund(self, request: Refund) -> None:
+        self._check_idle()
+
+    async def _activity(self, method, arg):
+        """An activity whose business refusal (a non-retryable ApplicationError) fails the update, not the run."""
+        try:
+            return await workflow.execute_activity_method(method, arg, start_to_close_timeout=CHARGE_TIMEOUT,
+                                                          retry_policy=ACTIVITY_RETRY)
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
+            raise
+
+    async def _received(self, req: ChargeInvoiceInput, amount: Decimal, key: str, outcome: ChargeOutcome) -> None:
+        """Everything outstanding is paid: the organization hears of it (D9), the customer gets a receipt."""
+        self._state.outstanding, self._settled = Decimal("0"), True
+        await self._notify_org(req, paid=True)
+        self._show(PaymentStatus.PAID, f"Paid: {amount} {req.currency} by {outcome.method}; sending the receipt")
+        await self._email(req, "payment_succeeded", key, outcome.model_copy(update={"amount": amount,
+                                                                                    "currency": req.currency}))
+        self._show(PaymentStatus.PAID, f"Paid {amount} {req.currency} by {outcome.method}", waiting_for=None)
 
     @workflow.signal
     def retry(self, request: RetryRequest) -> None:
         """SPEC F3/H3: a retry is a signal. One that arrives while an attempt is in flight is kept: it applies
         if that attempt fails (re-authentication racing a customer's retry collects once, charges once)."""
-        if self._state is not None and self._state.status == PaymentStatus.PAID:
+        if self._state is not None and (self._state.status == PaymentStatus.PAID or self._settled):
             workflow.logger.info("retry signal ignored: the payment is already PAID")
             return
         workflow.logger.info("retry requested by %s", request.requested_by)
@@ -247,7 +486,7 @@ class PaymentWorkflow:
     @workflow.update
     async def wait_idle(self) -> PaymentState:
         """Returns once the workflow waits on something outside itself (a signal), not on its own activities."""
-        await workflow.wait_condition(lambda: not self._busy and not self._retry_requested
+        await workflow.wait_condition(lambda: not self._busy and not self._retry_requested and not self._operating
                                       and not (self._wake is not None and self._wake()))
         return self._state
 

@@ -20,6 +20,7 @@ RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Database work runs as local activities: no server round trip each, which is what lets 10,000
 # organizations settle at more than the rate of a bare three-activity workflow.
 CARD_MODES = ("card", "grace_charge")  # grace_charge: the code came too late, charged non-refundable (D2)
+INVOICED_PATCH = "invoiced-payment-workflow"  # settlements recorded before it started no workflow for INVOICED
 LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
 
 
@@ -44,6 +45,17 @@ class SettlementWorkflow:
                                                       "currency": invoice.tax_invoice.currency,
                                                       "cloud_invoice": invoice.number}),
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)))
+        if invoice.status == "INVOICED" and workflow.patched(INVOICED_PATCH):
+            # D10: paid by wire/ACH (or PAY NOW) through its payment workflow, which charges nothing meanwhile and
+            # reports the invoice unpaid, so D9's overdue timers apply.
+            started = await workflow.execute_local_activity_method(
+                StartingActivities.start_payment,
+                ChargeInvoiceInput(org_id=request.org_id, invoice_id=invoice.invoice_id, invoice_number=invoice.number,
+                                   period=request.period, amount=invoice.amount_due, currency=invoice.currency,
+                                   refundable=invoice.refundable, mode="await"), **LOCAL)
+            workflow.set_current_details(f"Invoice {invoice.number} is INVOICED: payment workflow {started.workflow_id} "
+                                         "waits for the transfer")
+            return SettleResult(invoice=invoice, payment_workflow_id=started.workflow_id)
         if invoice.amount_due <= 0 or invoice.billing_mode not in CARD_MODES:
             workflow.set_current_details(f"Invoice {invoice.number} is {invoice.status}: nothing to charge to a card")
             return SettleResult(invoice=invoice)

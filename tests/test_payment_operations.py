@@ -1,0 +1,135 @@
+"""SPEC D10, G2: invoices paid outside the card flow (wire/ACH), forgiven, refunded, and PAY NOW, each through the
+invoice's payment workflow; payments started by the client use the configured durations (H4)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from billing.config import BillingDurations
+from billing.db import Database
+from billing.gateway import SandboxGateway
+from billing.tables import InvoiceForgiveness, Payment, SandboxCharge
+from contracts.outcomes import NothingToDo
+from starter.client import BillingClient, BillingError
+from starter.scenario import load_scenario, load_yaml, parse_scenario
+from starter.simulate import simulate
+from tests.accounting import assert_every_cent_accounted
+from tests.factories import VISA, card, closed_invoice, org_with_method
+from worker import build_worker
+from workflows.payment import ChargeInvoiceInput
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def _rows(items: list[dict], *keys: str) -> list[tuple]:
+    return [tuple(item[k] for k in keys) for item in items]
+
+
+async def test_wire_then_ach_pay_an_invoiced_bill_and_an_unpaid_one_goes_overdue():
+    output = await simulate(load_scenario(str(SCENARIOS / "payments/wire_payment_invoiced.yaml")))
+    january = {i["org"]: i for i in output["invoices"] if i["period"] == "2025-01" and i["kind"] == "cloud"}
+    assert (january["payer"]["status"], january["payer"]["invoiced"]) == ("PAID", "0.00")
+    assert (january["late"]["status"], january["late"]["invoiced"]) == ("INVOICED", "1000.00")
+    tax = [i for i in output["invoices"] if i["cloud_invoice"] == january["payer"]["number"]]
+    assert _rows(tax, "status", "amount_due") == [("PAID", "0.00")]
+    assert _rows(output["payments"], "org", "invoice", "method", "status", "amount", "at") == [
+        ("payer", january["payer"]["number"], "wire", "PAID", "400.00", "2025-02-05T10:00:00Z"),
+        ("payer", january["payer"]["number"], "ach", "PAID", "600.00", "2025-02-10T10:00:00Z")]
+    # D9: the unpaid INVOICED bill is overdue like any other: suspended 30 days after its date.
+    assert {o["org"]: o["status"] for o in output["organizations"]} == {"payer": "ACTIVE", "late": "SUSPENDED"}
+    assert ("late", "org_suspended", "2025-03-03T00:00:00Z") in _rows(output["emails"], "org", "kind", "at")
+    assert_every_cent_accounted(output)
+
+
+async def test_operator_forgives_a_declined_invoice_with_an_audit_and_support_refunds_a_paid_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    output = await simulate(load_scenario(str(SCENARIOS / "payments/forgive_and_refund.yaml")), database_url=url)
+    status = {i["org"]: (i["status"], i["amount_due"]) for i in output["invoices"]}
+    assert status == {"declined": ("FORGIVEN", "0.00"), "refunded": ("PAID", "0.00")}
+    assert _rows([p for p in output["payments"] if p["org"] == "refunded"], "status", "amount", "attempt", "at") == [
+        ("PAID", "59.52", 1, "2025-02-01T00:00:00Z"), ("REFUNDED", "59.52", 2, "2025-02-04T10:00:00Z")]
+    assert_every_cent_accounted(output)
+    db = Database(url)
+    try:
+        with db.session() as s:
+            [audit] = s.exec(select(InvoiceForgiveness)).all()
+            refunds = s.exec(select(SandboxCharge).where(SandboxCharge.kind == "refund",
+                                                         SandboxCharge.idempotency_key.startswith("refund:"))).all()
+        assert (audit.org_id, audit.amount, audit.reason, audit.forgiven_by) == (
+            "declined", Decimal("59.52"), "goodwill after outage", "simulator")
+        [refunded] = [i["number"] for i in output["invoices"] if i["org"] == "refunded"]
+        assert [(r.idempotency_key, r.amount) for r in refunds] == [(f"refund:{refunded}:1", Decimal("59.52"))]
+    finally:
+        db.dispose()
+
+
+NON_REFUNDABLE = """
+start: 2025-01-01T00:00:00Z
+until: 2025-02-10T00:00:00Z
+orgs:
+  acme:
+    owners: [owner@acme.test]
+    billing_profile: {country: US, state: NY, city: New York, address_line1: 1 Main St, postal_code: "10001"}
+    payment_method: {type: card, number: "4242424242424242", exp: "12/30", cvc: "123", name: Ada Lovelace}
+    subscription: {type: prepaid, term_start: 2025-01-01, term_months: 12, commitment: "5000.00",
+                   activation_code: pending}
+usage:
+  - {org: acme, project: web, service: Atlas Dedicated, sku: M40, from: 2025-01-01, to: 2025-02-01,
+     quantity: "744", unit: hours, unit_price: "1.04"}
+events:
+  - {at: 2025-02-05T10:00:00Z, do: refund_payment, org: acme, invoice: latest}
+"""
+
+
+async def test_refund_of_a_charge_after_a_missed_activation_is_refused_naming_d2():
+    with pytest.raises(ValueError, match=r"refund_payment .*acme.*non-refundable \(SPEC D2\)"):
+        await simulate(parse_scenario(load_yaml(NON_REFUNDABLE)))
+
+
+async def test_pay_now_refund_and_repeats_through_the_client(time_skipping_env, db, smtp, task_queue):
+    env = time_skipping_env
+    gateway = SandboxGateway(db)
+    org_with_method(db, gateway, card(VISA))
+    invoice = closed_invoice(db)
+    billing = BillingClient(env.client, db, gateway, clock=env.get_current_time, task_queue=task_queue)
+    async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
+        await (await billing.charge_invoice(invoice.number)).result()
+        with pytest.raises(NothingToDo, match=f"nothing to pay: {invoice.number} is PAID"):
+            await billing.pay_now("acme", invoice.number)
+        with pytest.raises(NothingToDo, match="nothing to forgive"):
+            await billing.forgive_invoice("acme", invoice.number, reason="late")
+        state = await billing.refund_payment("acme")
+        assert [p.status for p in state.payments] == ["REFUNDED"]
+        with pytest.raises(NothingToDo, match="already REFUNDED"):
+            await billing.refund_payment("acme", invoice.number)
+        with pytest.raises(BillingError, match="no invoice"):
+            await billing.record_payment("acme", "INV-NOPE", "wire", Decimal("1.00"))
+    with db.session() as s:
+        rows = s.exec(select(Payment).order_by(Payment.attempt)).all()
+    assert [(p.attempt, p.status, p.idempotency_key) for p in rows] == [
+        (1, "PAID", f"{invoice.number}:1"), (2, "REFUNDED", f"refund:{invoice.number}:1")]
+    assert len(gateway.charges(kind="refund")) == 2  # the card's 1.00 verification (A5) and this refund
+
+
+async def test_charge_invoice_starts_the_payment_with_the_configured_durations(time_skipping_env, db, smtp,
+                                                                               task_queue):
+    env = time_skipping_env
+    gateway = SandboxGateway(db)
+    org_with_method(db, gateway, card(VISA))
+    invoice = closed_invoice(db)
+    durations = BillingDurations(rbi_authorization_window="1d")
+    billing = BillingClient(env.client, db, gateway, clock=env.get_current_time, task_queue=task_queue,
+                            durations=durations)
+    async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue, durations=durations):
+        handle = await billing.charge_invoice(invoice.number)
+        await handle.result()
+        history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [request] = pydantic_data_converter.payload_converter.from_payloads(started.input.payloads, [ChargeInvoiceInput])
+    assert request.rbi_authorization_window == timedelta(days=1)
