@@ -179,6 +179,8 @@ class Simulation:
             moment = max(datetime.combine(line.start_date, time(0), tzinfo=timezone.utc), created_at[line.org])
             arrivals.setdefault((moment, line.org), []).append(line)
         for (moment, org), lines in arrivals.items():
+            if moment > until:
+                continue  # usage of days after the simulation ends is never received
             steps.append(_Step(moment, 0, len(steps), self._usage(org, lines)))
         for moment in month_ends(start, until):
             steps.append(_Step(moment, 1, len(steps), self._settler(moment)))

@@ -26,3 +26,8 @@ async def run_scenario(scenario: Scenario | str | Path, database_url: str | None
     output = await simulate(scenario, database_url=database_url, history_sink=history_sink)
     assert_every_cent_accounted(output)
     return output
+
+
+def closed_invoices(output: dict[str, Any]) -> list[dict[str, Any]]:
+    """The output's invoices without each organization's current cycle (its PENDING invoice, G0)."""
+    return [invoice for invoice in output["invoices"] if invoice["status"] != "PENDING"]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from starter.scenario import ScenarioError, load_scenario, parse_scenario
-from tests.scenario_harness import run_scenario
+from tests.scenario_harness import closed_invoices, run_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -32,7 +32,8 @@ def test_output_document_has_every_section():
     assert completed.returncode == 0, completed.stderr
     output = json.loads(completed.stdout)  # stdout is the JSON document and nothing else
     assert set(output) >= {"invoices", "payments", "credits", "mandates", "support_plans", "organizations", "emails"}
-    [invoice] = output["invoices"]
+    [invoice, current] = output["invoices"]
+    assert current | {"kind": "cloud", "period": "2027-02", "status": "PENDING", "total": "0.00"} == current  # G0
     assert invoice | {"lines": None} == invoice | {
         "org": "acme", "kind": "cloud", "period": "2027-01", "status": "PAID", "currency": "USD", "usage": "59.52",
         "billed_usage": "59.52", "tax": "0.00", "total": "59.52", "amount_due": "0.00", "tax_lines": [],
@@ -49,7 +50,7 @@ def test_output_document_has_every_section():
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(backend, postgres):
     output = await _simulate("card_declined_retry.yaml", None if backend == "sqlite" else postgres.create())
-    [invoice] = output["invoices"]
+    [invoice] = closed_invoices(output)
     assert invoice["status"] == "PAID" and invoice["amount_due"] == "0.00"
     assert _keys(output["payments"], "status", "failure_code", "at") == [
         ("FAILED", "card_declined", "2027-02-01T00:00:00Z"),
@@ -66,7 +67,7 @@ async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(backen
 async def test_paypal_pays_every_month():
     output = await _simulate("paypal_paid.yaml")
     # GB without a VAT number: UK VAT 20% (TAX.md).
-    assert _keys(output["invoices"], "period", "status", "billed_usage", "tax", "total") == [
+    assert _keys(closed_invoices(output), "period", "status", "billed_usage", "tax", "total") == [
         ("2027-01", "PAID", "401.76", "80.35", "482.11"), ("2027-02", "PAID", "10.85", "2.17", "13.02")]
     assert _keys(output["payments"], "method", "status", "amount") == [("paypal", "PAID", "482.11"),
                                                                        ("paypal", "PAID", "13.02")]
@@ -78,7 +79,7 @@ async def test_an_organization_without_usage_gets_a_free_invoice_and_no_charge()
     scenario = yaml.safe_load((SCENARIOS / "card_paid.yaml").read_text())
     scenario["usage"] = []
     output = await run_scenario(parse_scenario(scenario))
-    assert _keys(output["invoices"], "status", "total") == [("FREE", "0.00")]
+    assert _keys(closed_invoices(output), "status", "total") == [("FREE", "0.00")]
     assert output["payments"] == [] and output["emails"] == []
 
 
