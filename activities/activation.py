@@ -15,8 +15,10 @@ from activities.email import EmailActivities, EmailRequest
 from activities.invoices import _apply_credits_and_status
 from billing.activation import generate_code, grace_ends_at, hash_code, mask_code
 from billing.db import Database
-from billing.subscriptions import SubscriptionTerms, SubscriptionType
-from billing.tables import Activation, CreditLine, EmailMessage, Invoice, InvoiceStatus, Subscription, UsageLine
+from billing.subscriptions import (CommitmentState, SubscriptionTerms, SubscriptionType,
+                                   count_months_billed_before_activation)
+from billing.tables import (Activation, CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceStatus, Subscription,
+                            UsageLine)
 
 
 class IssueCodeRequest(BaseModel):
@@ -73,6 +75,32 @@ def _activation(s: Session, subscription_id: int) -> Activation:
 def _held(s: Session, org_id: str) -> list[Invoice]:
     return list(s.exec(select(Invoice).where(Invoice.org_id == org_id, Invoice.billing_mode == "activation_hold",
                                              Invoice.kind == "cloud").order_by(Invoice.id)))
+
+
+def _count_months_settled_before(s: Session, subscription: Subscription) -> None:
+    """SPEC D1 x D2: months of the term settled while the code was awaited are months of the term, so the
+    commitment's state counts them before the subscription's first settlement."""
+    terms = SubscriptionTerms(type=subscription.type, term_start=subscription.term_start,
+                              term_months=subscription.term_months, commitment=subscription.commitment,
+                              currency=subscription.currency)
+    invoices = list(s.exec(select(Invoice).where(Invoice.org_id == subscription.org_id, Invoice.kind == "cloud")))
+    if not invoices:
+        return
+    support: dict[int, Decimal] = {}
+    for line in s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id.in_([i.id for i in invoices]),
+                                                 InvoiceLine.service == "Support")):
+        support[line.invoice_id] = support.get(line.invoice_id, Decimal("0")) + line.amount
+    # Usage as the commitment rule sees it: without the support line (B1), which is never billed under D1.
+    settled = {i.period: (i.usage - support.get(i.id, Decimal("0")), i.billed_usage - support.get(i.id, Decimal("0")))
+               for i in invoices}
+    state = count_months_billed_before_activation(
+        terms, CommitmentState(bank=subscription.bank, cumulative_usage=subscription.cumulative_usage,
+                               cumulative_billed=subscription.cumulative_billed,
+                               months_billed=subscription.months_billed), settled, max(settled))
+    subscription.bank, subscription.cumulative_usage = state.bank, state.cumulative_usage
+    subscription.cumulative_billed, subscription.months_billed = state.cumulative_billed, state.months_billed
+    if state.months_billed:
+        subscription.last_period = terms.period_of_month(state.months_billed - 1)
 
 
 def _held_summary(invoice: Invoice) -> HeldInvoice:
@@ -163,6 +191,7 @@ class ActivationActivities:
                 return ActivationOutcome(to_charge=[], subscription_type=subscription.type)
             activation.status, activation.applied_at = "APPLIED", request.at
             subscription.status = "ACTIVE"
+            _count_months_settled_before(s, subscription)
             s.add(activation)
             s.add(subscription)
             if subscription.type == SubscriptionType.PREPAID:

@@ -6,6 +6,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -62,6 +63,10 @@ class SubscriptionTerms(BaseModel):
     def month_index(self, period: str) -> int | None:
         index = _month_number(period) - _month_number(period_of(self.term_start))
         return index if 0 <= index < self.term_months else None
+
+    def period_of_month(self, index: int) -> str:
+        number = _month_number(period_of(self.term_start)) + index
+        return f"{number // 12:04d}-{number % 12 + 1:02d}"
 
     def is_last_month(self, period: str) -> bool:
         return self.month_index(period) == self.term_months - 1
@@ -201,3 +206,24 @@ def bill_period(terms: SubscriptionTerms | None, state: CommitmentState, usage: 
         text = f"Prepaid subscription: usage {_usd(usage)} billed, paid from the prepaid credits while they last"
         return _billing(state, usage, usage, text, invoiced=False)
     return _billing(state, usage, usage, f"Elastic subscription: usage {_usd(usage)} billed as it goes", invoiced=False)
+
+
+def count_months_billed_before_activation(terms: SubscriptionTerms, state: CommitmentState,
+                                          settled: Mapping[str, tuple[Decimal, Decimal]],
+                                          through: str) -> CommitmentState:
+    """SPEC D1 x D2: the term's months count from the term start even when the activation code came late. Each
+    month of the term settled through `through` while the code was awaited (held, or charged after a missed grace
+    period) was billed at usage: it is a month of the term all the same, banked nothing and used no bank, and its
+    usage counts toward the commitment. `settled` maps a period to its (usage, billed usage); a month of the term
+    without an invoice counts as a month without usage."""
+    last = terms.month_index(through)
+    if last is None:
+        if _month_number(through) < _month_number(period_of(terms.term_start)):
+            return state
+        last = terms.term_months - 1  # the whole term was settled before the code was applied
+    moved = state
+    for index in range(state.months_billed, last + 1):
+        usage, billed = settled.get(terms.period_of_month(index), (_ZERO, _ZERO))
+        moved = CommitmentState(bank=moved.bank, cumulative_usage=moved.cumulative_usage + usage,
+                                cumulative_billed=moved.cumulative_billed + billed, months_billed=index + 1)
+    return moved
