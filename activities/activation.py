@@ -12,11 +12,10 @@ from temporalio import activity
 
 from activities._context import activity_log_context
 from activities.email import EmailActivities, EmailRequest
-from activities.invoices import _apply_credits_and_status
+from activities.invoices import _apply_credits_and_status, commitment_state_of
 from billing.activation import generate_code, grace_ends_at, hash_code, mask_code
 from billing.db import Database
-from billing.subscriptions import (CommitmentState, SubscriptionTerms, SubscriptionType,
-                                   count_months_billed_before_activation)
+from billing.subscriptions import SubscriptionTerms, SubscriptionType, count_months_billed_before_activation
 from billing.tables import (Activation, CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceStatus, Subscription,
                             UsageLine)
 
@@ -93,10 +92,7 @@ def _count_months_settled_before(s: Session, subscription: Subscription) -> None
     # Usage as the commitment rule sees it: without the support line (B1), which is never billed under D1.
     settled = {i.period: (i.usage - support.get(i.id, Decimal("0")), i.billed_usage - support.get(i.id, Decimal("0")))
                for i in invoices}
-    state = count_months_billed_before_activation(
-        terms, CommitmentState(bank=subscription.bank, cumulative_usage=subscription.cumulative_usage,
-                               cumulative_billed=subscription.cumulative_billed,
-                               months_billed=subscription.months_billed), settled, max(settled))
+    state = count_months_billed_before_activation(terms, commitment_state_of(subscription), settled, max(settled))
     subscription.bank, subscription.cumulative_usage = state.bank, state.cumulative_usage
     subscription.cumulative_billed, subscription.months_billed = state.cumulative_billed, state.months_billed
     if state.months_billed:

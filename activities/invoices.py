@@ -264,7 +264,13 @@ _INSERT_LINES = insert(InvoiceLine.__table__)
 _MOVE_COMMITMENT = update(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.id == bindparam("subscription_id")).values(
     bank=bindparam("bank"), cumulative_usage=bindparam("cumulative_usage"),
     cumulative_billed=bindparam("cumulative_billed"), months_billed=bindparam("months_billed"),
-    last_period=bindparam("last_period"))
+    banked_total=bindparam("banked_total"), last_period=bindparam("last_period"))
+
+
+def commitment_state_of(sub: Subscription | Row) -> CommitmentState:
+    """The commitment's running state as stored with the subscription (D1)."""
+    return CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage, cumulative_billed=sub.cumulative_billed,
+                           months_billed=sub.months_billed, banked_total=sub.banked_total)
 
 
 class InvoiceActivities:
@@ -315,9 +321,7 @@ class InvoiceActivities:
         by_org = {"org_id": org_id}
         rows = _usage_rows(conn, org_id, period)
         priced = price_usage(row[:4] for row in rows)
-        subscribed = None if sub is None else Subscribed(terms=_terms(sub), state=CommitmentState(
-            bank=sub.bank, cumulative_usage=sub.cumulative_usage, cumulative_billed=sub.cumulative_billed,
-            months_billed=sub.months_billed))
+        subscribed = None if sub is None else Subscribed(terms=_terms(sub), state=commitment_state_of(sub))
         support = [PlanPeriod(plan=r.plan, start=r.start_date, end=r.end_date, trial_ends=r.trial_ends,
                               billing_stopped=r.billing_stopped) for r in conn.execute(_SUPPORT_PERIODS, by_org)]
         grace = conn.execute(_PENDING_ACTIVATION, by_org).first()
@@ -376,7 +380,8 @@ class InvoiceActivities:
             state = plan.billing.state
             conn.execute(_MOVE_COMMITMENT, dict(
                 subscription_id=sub.id, bank=state.bank, cumulative_usage=state.cumulative_usage,
-                cumulative_billed=state.cumulative_billed, months_billed=state.months_billed, last_period=period))
+                cumulative_billed=state.cumulative_billed, months_billed=state.months_billed,
+                banked_total=state.banked_total, last_period=period))
         tax_summary = None
         if plan.tax_invoice is not None:
             ti = plan.tax_invoice
@@ -441,14 +446,13 @@ class InvoiceActivities:
         rows = _usage_rows(s.connection(), request.org_id, request.period)
         draft = price_usage(row[:4] for row in rows)
         terms = _terms(sub) if sub is not None else None
-        state = (CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
-                                 cumulative_billed=sub.cumulative_billed, months_billed=sub.months_billed)
-                 if sub is not None else CommitmentState())
+        state = commitment_state_of(sub) if sub is not None else CommitmentState()
         billing = bill_period(terms, state, draft.usage, request.period)
         if sub is not None:
             # The commitment's state moves in the same transaction as the invoice that moved it.
             sub.bank, sub.cumulative_usage = billing.state.bank, billing.state.cumulative_usage
             sub.cumulative_billed, sub.months_billed = billing.state.cumulative_billed, billing.state.months_billed
+            sub.banked_total = billing.state.banked_total
             sub.last_period = request.period
             s.add(sub)
         mode = "card"

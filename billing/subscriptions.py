@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from billing.credits import Amount, require_rounded
+from billing.credits import Amount, CreditLineState, require_rounded
 from billing.invoicing import last_day_of, period_of
 from billing.money import Money, allocate, round_money
 
@@ -86,6 +86,7 @@ class CommitmentState(BaseModel):
     cumulative_usage: Amount = Field(default=_ZERO, ge=0)
     cumulative_billed: Amount = Field(default=_ZERO, ge=0)
     months_billed: int = Field(default=0, ge=0)
+    banked_total: Amount = Field(default=_ZERO, ge=0)  # all the term has banked; `bank` is what is left of it
 
 
 class PeriodBilling(BaseModel):
@@ -118,6 +119,7 @@ def _billing(
             cumulative_usage=state.cumulative_usage + usage,
             cumulative_billed=state.cumulative_billed + billed,
             months_billed=state.months_billed + 1,
+            banked_total=state.banked_total + banked,
         )
     return PeriodBilling(
         usage=usage,
@@ -225,5 +227,25 @@ def count_months_billed_before_activation(terms: SubscriptionTerms, state: Commi
     for index in range(state.months_billed, last + 1):
         usage, billed = settled.get(terms.period_of_month(index), (_ZERO, _ZERO))
         moved = CommitmentState(bank=moved.bank, cumulative_usage=moved.cumulative_usage + usage,
-                                cumulative_billed=moved.cumulative_billed + billed, months_billed=index + 1)
+                                cumulative_billed=moved.cumulative_billed + billed, months_billed=index + 1,
+                                banked_total=moved.banked_total)
     return moved
+
+
+def commitment_credit_lines(terms: SubscriptionTerms, state: CommitmentState) -> list[CreditLineState]:
+    """SPEC D3: a monthly commitment's rows of the Available Credits table, above the credit lines (the commitment
+    is billed before credits are drawn). `monthly_commitment`: the term's commitment, used by the monthly minimums
+    billed so far. `commitment_bank`: all the term banked, used by overages it covered; what it still holds when
+    the term ends lapses (D1), so the row's status is `expired` from the day after the term with that remainder
+    shown, never silently dropped. Positions below the credit lines' (0, 1, ...) keep the table order."""
+    if terms.type is not SubscriptionType.MONTHLY_COMMITMENT:
+        return []
+    billed = sum(terms.monthly_minimums()[:state.months_billed], _ZERO)
+    end = terms.term_end()
+    return [
+        CreditLineState(position=-2, kind="monthly_commitment", amount=terms.commitment, used=billed,
+                        start=terms.term_start, end=end, currency=CREDIT_CURRENCY),
+        CreditLineState(position=-1, kind="commitment_bank", amount=state.banked_total,
+                        used=state.banked_total - state.bank, start=terms.term_start, end=end,
+                        currency=CREDIT_CURRENCY),
+    ]

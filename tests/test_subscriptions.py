@@ -46,7 +46,8 @@ def test_monthly_commitment_banks_unused_credit_for_later_overage():
     assert (march.billed_usage, march.bank_used, march.state.bank) == (D("1400.00"), D("100.00"), D("0.00"))
     assert all(r.invoiced_under_subscription for r in (january, february, march))
     assert march.state == CommitmentState(
-        bank=D("0.00"), cumulative_usage=D("3400.00"), cumulative_billed=D("3400.00"), months_billed=3
+        bank=D("0.00"), cumulative_usage=D("3400.00"), cumulative_billed=D("3400.00"), months_billed=3,
+        banked_total=D("400.00"),
     )
 
 
