@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 from collections.abc import Sequence
+from operator import itemgetter
 
 from sqlalchemy import Connection, Integer, Row, bindparam, insert, literal, update
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ from activities._context import activity_log_context
 from activities.fx import FxRequest, rate_in_force
 from activities.support import add_support_lines
 from activities.tax import TaxActivities, TaxRequest
-from billing.credits import CreditLineState, draw_credits
+from billing.credits import CreditLineState, date_by_usage, draw_credits, usage_by_span
 from billing.db import Database
 from billing.invoicing import CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, period_end, price_usage
 from billing.money import round_money
@@ -83,8 +84,8 @@ class FinalizeRequest(BaseModel):
     at: datetime | None = None
 
 
-_USAGE_SQL = ("SELECT project, service, quantity, unit_price, id FROM usage_lines WHERE org_id = %s AND period = %s "
-              "ORDER BY id")
+_USAGE_SQL = ("SELECT project, service, quantity, unit_price, id, start_date, end_date FROM usage_lines "
+              "WHERE org_id = %s AND period = %s ORDER BY id")
 
 
 _COPIED = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
@@ -95,16 +96,19 @@ _COPY_LINES_SQL = (
     "JOIN usage_lines u ON u.id = priced.usage_id AND u.org_id = %s AND u.period = %s")
 
 
+_USAGE_DATES = itemgetter(5, 6)  # a usage row's (start_date, end_date)
+
+
 def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
-    """(project, service, quantity, unit_price, id) of the period's usage, in id order, as plain tuples: an
+    """(project, service, quantity, unit_price, id, start_date, end_date) of the period's usage, in id order, as plain tuples: an
     organization may have a million lines (issue 4), so no ORM objects and, on PostgreSQL, no SQLAlchemy rows (the
     driver's cursor, in the session's transaction, hands NUMERIC over as Decimal)."""
     if conn.dialect.name == "postgresql":
         with conn.connection.dbapi_connection.cursor() as cursor:
             return cursor.execute(_USAGE_SQL, (org_id, period)).fetchall()
     usage = UsageLine.__table__.c
-    return conn.execute(select(usage.project, usage.service, usage.quantity, usage.unit_price, usage.id)
-                        .where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
+    return conn.execute(select(usage.project, usage.service, usage.quantity, usage.unit_price, usage.id,
+                               usage.start_date, usage.end_date).where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
 
 
 def _copy_usage_lines(conn: Connection, invoice_id: int, org_id: str, period: str, rows: Sequence[Sequence],
@@ -193,9 +197,14 @@ def _apply_credits(s: Session, invoice: Invoice, at: datetime, amount: Decimal, 
                   .order_by(CreditLine.position, CreditLine.id)).all()
     if not rows or amount == 0:
         return amount
+    usage = [(line.start_date, line.end_date, line.amount) for line in s.exec(
+        select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.service != "Support"))]
+    dated = date_by_usage(amount, usage_by_span([u[:2] for u in usage], [u[2] for u in usage],
+                                                sum((u[2] for u in usage), Decimal(0))),
+                          first_day_of(invoice.period), last_day_of(invoice.period))
     drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
                                              start=r.start_date, end=r.end_date, currency=r.currency)
-                             for r in rows], amount, last_day_of(invoice.period))
+                             for r in rows], amount, last_day_of(invoice.period), dated=dated)
     for row, state in zip(rows, drawdown.lines):
         if row.used != state.used:
             row.used = state.used
@@ -340,7 +349,8 @@ class InvoiceActivities:
 
         plan = settle(period=period, priced=priced, sub=subscribed, support=support, tax_for=tax_for,
                       activation=None if grace is None else ("expired" if grace[0] else "pending"), credits=credits,
-                      fx_rate=fx_rate)
+                      fx_rate=fx_rate, usage_spans=usage_by_span(list(map(_USAGE_DATES, rows)), priced.amounts,
+                                                                 priced.usage) if credits else ())
 
         at = request.at
         invoice_id = conn.execute(_INSERT_INVOICE, dict(
