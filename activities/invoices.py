@@ -13,7 +13,6 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 from collections.abc import Sequence
-from operator import itemgetter
 
 from sqlalchemy import Connection, Integer, Row, bindparam, insert, literal, update
 from sqlalchemy.exc import IntegrityError
@@ -94,9 +93,6 @@ _COPY_LINES_SQL = (
     f"SELECT %s, priced.n - 1, {', '.join('u.' + name for name in _COPIED)}, priced.amount "
     "FROM unnest(%s::integer[], %s::numeric[]) WITH ORDINALITY AS priced(usage_id, amount, n) "
     "JOIN usage_lines u ON u.id = priced.usage_id AND u.org_id = %s AND u.period = %s")
-
-
-_USAGE_DATES = itemgetter(5, 6)  # a usage row's (start_date, end_date)
 
 
 def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
@@ -199,8 +195,7 @@ def _apply_credits(s: Session, invoice: Invoice, at: datetime, amount: Decimal, 
         return amount
     usage = [(line.start_date, line.end_date, line.amount) for line in s.exec(
         select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.service != "Support"))]
-    dated = date_by_usage(amount, usage_by_span([u[:2] for u in usage], [u[2] for u in usage],
-                                                sum((u[2] for u in usage), Decimal(0))),
+    dated = date_by_usage(amount, usage_by_span(usage, [u[2] for u in usage], sum((u[2] for u in usage), Decimal(0))),
                           first_day_of(invoice.period), last_day_of(invoice.period))
     drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
                                              start=r.start_date, end=r.end_date, currency=r.currency)
@@ -349,8 +344,8 @@ class InvoiceActivities:
 
         plan = settle(period=period, priced=priced, sub=subscribed, support=support, tax_for=tax_for,
                       activation=None if grace is None else ("expired" if grace[0] else "pending"), credits=credits,
-                      fx_rate=fx_rate, usage_spans=usage_by_span(list(map(_USAGE_DATES, rows)), priced.amounts,
-                                                                 priced.usage) if credits else ())
+                      fx_rate=fx_rate, usage_spans=usage_by_span(rows, priced.amounts, priced.usage, start=5, end=6)
+                      if credits else ())
 
         at = request.at
         invoice_id = conn.execute(_INSERT_INVOICE, dict(

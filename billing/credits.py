@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from operator import itemgetter
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -88,19 +89,21 @@ def usage_days(start: date, end: date) -> tuple[date, date]:
     return start, (end - _DAY if end > start else start)
 
 
-def usage_by_span(spans: Sequence[tuple[date, date]], amounts: Sequence[Decimal], total: Decimal) -> list[DatedAmount]:
-    """Usage amounts summed by (from, to): a month's million lines share a handful of spans, so the draw by date
-    (D3) works on those few sums, never on the lines. `total` is Σ amounts, which the common one-span case reuses."""
-    distinct = set(spans)
-    if len(distinct) == 1:
-        [(start, end)] = distinct
-        return [DatedAmount(first=start, last=usage_days(start, end)[1], amount=total)]
+def usage_by_span(rows: Sequence[Sequence], amounts: Sequence[Decimal], total: Decimal, *, start: int = 0,
+                  end: int = 1) -> list[DatedAmount]:
+    """Usage amounts summed by (from, to), the dates in columns `start` and `end` of `rows` (`amounts[i]` is row
+    i's): a month's million lines share a handful of spans, so the draw by date (D3) works on those few sums, never
+    on the lines. `total` is Σ amounts, which the common case of a single span reuses."""
+    starts, ends = set(map(itemgetter(start), rows)), set(map(itemgetter(end), rows))
+    if len(starts) == 1 and len(ends) == 1:
+        [first], [to] = starts, ends
+        return [DatedAmount(first=first, last=usage_days(first, to)[1], amount=total)]
     sums: dict[tuple[date, date], Decimal] = {}
     get = sums.get
-    for span, amount in zip(spans, amounts):
+    for span, amount in zip(map(itemgetter(start, end), rows), amounts):
         sums[span] = get(span, Decimal(0)) + amount
-    return [DatedAmount(first=start, last=usage_days(start, end)[1], amount=amount)
-            for (start, end), amount in sorted(sums.items())]
+    return [DatedAmount(first=first, last=usage_days(first, to)[1], amount=amount)
+            for (first, to), amount in sorted(sums.items())]
 
 
 def date_by_usage(total: Decimal, usage: Sequence[DatedAmount], first: date, last: date,

@@ -24,7 +24,7 @@ def line(position: int, amount: str, start: date, end: date, used: str = "0.00")
 
 def january(amount: str) -> list[DatedAmount]:
     """Usage recorded from 2027-01-01 to 2027-02-01: the 31 days of January."""
-    return usage_by_span([(JAN_1, date(2027, 2, 1))], [D(amount)], D(amount))
+    return usage_by_span([("web", JAN_1, date(2027, 2, 1))], [D(amount)], D(amount), start=1, end=2)
 
 
 def test_a_usage_line_to_date_is_exclusive():
