@@ -96,15 +96,16 @@ _COPY_LINES_SQL = (
 
 
 def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
-    """(project, service, quantity, unit_price, id, start_date, end_date) of the period's usage, in id order, as plain tuples: an
-    organization may have a million lines (issue 4), so no ORM objects and, on PostgreSQL, no SQLAlchemy rows (the
-    driver's cursor, in the session's transaction, hands NUMERIC over as Decimal)."""
+    """(project, service, quantity, unit_price, id, start_date, end_date) of the period's usage, in id order, as
+    plain tuples: an organization may have a million lines, so no ORM objects and, on PostgreSQL, no SQLAlchemy rows
+    (the driver's cursor, in the session's transaction, hands NUMERIC over as Decimal)."""
     if conn.dialect.name == "postgresql":
         with conn.connection.dbapi_connection.cursor() as cursor:
             return cursor.execute(_USAGE_SQL, (org_id, period)).fetchall()
     usage = UsageLine.__table__.c
     return conn.execute(select(usage.project, usage.service, usage.quantity, usage.unit_price, usage.id,
-                               usage.start_date, usage.end_date).where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
+                               usage.start_date, usage.end_date)
+                        .where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
 
 
 def _copy_usage_lines(conn: Connection, invoice_id: int, org_id: str, period: str, rows: Sequence[Sequence],
@@ -273,8 +274,9 @@ _MOVE_COMMITMENT = update(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.id == bindparam
 
 def commitment_state_of(sub: Subscription | Row) -> CommitmentState:
     """The commitment's running state as stored with the subscription (D1)."""
-    return CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage, cumulative_billed=sub.cumulative_billed,
-                           months_billed=sub.months_billed, banked_total=sub.banked_total)
+    return CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
+                           cumulative_billed=sub.cumulative_billed, months_billed=sub.months_billed,
+                           banked_total=sub.banked_total)
 
 
 class InvoiceActivities:
