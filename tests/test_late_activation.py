@@ -59,9 +59,10 @@ async def test_every_month_of_the_term_settles_whenever_the_code_is_applied(subs
 
 @pytest.mark.parametrize("applied, billed", [
     ("at_start", ["1000.00", "1000.00", "1400.00"]),    # D1's worked example: 400 banked, 300 then 100 used
-    # Months settled before the code was applied were billed at usage and banked nothing; they are months 1
-    # (and 2) of the term all the same, so March is month 3 of 3 and its overage is billed on top.
-    ("inside_grace", ["600.00", "1300.00", "1500.00"]),
+    # Applied in time: January, held during the grace period, is billed under the commitment when the code arrives.
+    ("inside_grace", ["1000.00", "1000.00", "1400.00"]),
+    # A missed grace period: January and February were charged at usage and banked nothing; they are months 1
+    # and 2 of the term all the same, so March is month 3 of 3 and its overage is billed on top.
     ("after_grace", ["600.00", "1300.00", "1500.00"]),
 ])
 async def test_monthly_commitment_months_count_from_the_term_start(applied, billed):
@@ -69,6 +70,10 @@ async def test_monthly_commitment_months_count_from_the_term_start(applied, bill
     cloud = _cloud(output)
     assert [cloud[p]["billed_usage"] for p in sorted(cloud)] == billed
     assert cloud["2027-03"]["status"] == "INVOICED"
+    # SPEC D5: every month billed under the subscription has its tax invoice.
+    taxed = sorted(i["period"] for i in output["invoices"] if i["kind"] == "tax")
+    assert taxed == [p for p in sorted(cloud) if cloud[p]["status"] == "INVOICED"]
+    assert_every_cent_accounted(output)
 
 
 @pytest.mark.parametrize("applied", ["at_start", "inside_grace", "after_grace"])
