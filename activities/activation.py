@@ -12,11 +12,17 @@ from temporalio import activity
 
 from activities._context import activity_log_context
 from activities.email import EmailActivities, EmailRequest
-from activities.invoices import _apply_credits_and_status
+from activities.fx import FxRequest, rate_in_force
+from activities.invoices import _apply_credits_and_status, commitment_state_of, issue_tax_invoice
+from activities.tax import TaxActivities, TaxRequest
 from billing.activation import generate_code, grace_ends_at, hash_code, mask_code
 from billing.db import Database
-from billing.subscriptions import SubscriptionTerms, SubscriptionType
-from billing.tables import Activation, CreditLine, EmailMessage, Invoice, InvoiceStatus, Subscription, UsageLine
+from billing.invoicing import CLOUD_CURRENCY, last_day_of, period_end
+from billing.subscriptions import (CommitmentState, SubscriptionTerms, SubscriptionType, bill_period,
+                                   count_months_billed_before_activation)
+from billing.tables import (Activation, CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
+                            Subscription, UsageLine)
+from billing.tax import Product, TaxLine
 
 
 class IssueCodeRequest(BaseModel):
@@ -80,10 +86,85 @@ def _held_summary(invoice: Invoice) -> HeldInvoice:
                        amount_due=invoice.amount_due, currency=invoice.currency)
 
 
+_COMMITMENTS = (SubscriptionType.MONTHLY_COMMITMENT, SubscriptionType.FLEX_COMMITMENT)
+
+
 class ActivationActivities:
-    def __init__(self, db: Database, email: EmailActivities) -> None:
+    def __init__(self, db: Database, email: EmailActivities, tax: TaxActivities | None = None) -> None:
         self.db = db
         self.email = email
+        self.tax = tax or TaxActivities(db)
+
+    def _settle_term_months_before(self, s: Session, subscription: Subscription, at: datetime) -> None:
+        """SPEC D1 x D2: the term's months count from the term start whatever happened while the code was awaited.
+        A commitment's month held during the grace period is billed under the commitment now, as its settlement
+        would have billed it had the code been applied (D1: the greater of usage or the minimum, the bank; D5: its
+        tax invoice); a month charged at usage after a missed grace period stays charged (non-refundable, D2) and
+        is a month of the term all the same. The commitment's state moves in the same transaction."""
+        terms = SubscriptionTerms(type=subscription.type, term_start=subscription.term_start,
+                                  term_months=subscription.term_months, commitment=subscription.commitment,
+                                  currency=subscription.currency)
+        invoices = sorted(s.exec(select(Invoice).where(Invoice.org_id == subscription.org_id,
+                                                       Invoice.kind == "cloud")), key=lambda i: (i.period, i.id))
+        if not invoices:
+            return
+        support: dict[int, Decimal] = {}
+        for line in s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id.in_([i.id for i in invoices]),
+                                                     InvoiceLine.service == "Support")):
+            support[line.invoice_id] = support.get(line.invoice_id, Decimal("0")) + line.amount
+        state = commitment_state_of(subscription)
+        for invoice in invoices:
+            index = terms.month_index(invoice.period)
+            if index is None or index < state.months_billed:
+                continue
+            # A month without an invoice before this one counts as a month without usage.
+            state = count_months_billed_before_activation(terms, state, {}, terms.period_of_month(index - 1))
+            extra = support.get(invoice.id, Decimal("0"))  # the support line (B1) is never billed under D1
+            usage = invoice.usage - extra
+            if terms.type in _COMMITMENTS and invoice.billing_mode == "activation_hold":
+                state = self._bill_held_month(s, invoice, terms, state, usage, extra, at)
+            else:
+                state = count_months_billed_before_activation(
+                    terms, state, {invoice.period: (usage, invoice.billed_usage - extra)}, invoice.period)
+        state = count_months_billed_before_activation(terms, state, {}, invoices[-1].period)
+        subscription.bank, subscription.cumulative_usage = state.bank, state.cumulative_usage
+        subscription.cumulative_billed, subscription.months_billed = state.cumulative_billed, state.months_billed
+        subscription.banked_total = state.banked_total
+        if state.months_billed:
+            subscription.last_period = terms.period_of_month(state.months_billed - 1)
+
+    def _bill_held_month(self, s: Session, invoice: Invoice, terms: SubscriptionTerms, state: CommitmentState,
+                         usage: Decimal, support: Decimal, at: datetime) -> CommitmentState:
+        """A held month re-settled under the commitment: billed usage, tax on it, credits on what is new, status
+        and the tax invoice, as month-end settlement computes them (billing.settlement)."""
+        billing = bill_period(terms, state, usage, invoice.period)
+        billed = billing.billed_usage + support
+        tax_rows = list(s.exec(select(InvoiceTaxLine).where(InvoiceTaxLine.invoice_id == invoice.id)
+                               .order_by(InvoiceTaxLine.position)))
+        tax_lines = [TaxLine(name=row.name, rate=row.rate, amount=row.amount) for row in tax_rows]
+        if billed != invoice.billed_usage:
+            tax_lines = self.tax.quote_in(s, TaxRequest(org_id=invoice.org_id, product=Product.ATLAS, amount=billed,
+                                                        currency=invoice.currency,
+                                                        on=last_day_of(invoice.period))).lines
+            for row in tax_rows:
+                s.delete(row)
+            for position, line in enumerate(tax_lines):
+                s.add(InvoiceTaxLine(invoice_id=invoice.id, position=position, **line.model_dump()))
+            invoice.billed_usage = billed
+            invoice.tax = sum((line.amount for line in tax_lines), Decimal("0"))
+            invoice.total = billed + invoice.tax
+            invoice.explanation = billing.explanation
+        invoice.billing_mode = "subscription"
+        _apply_credits_and_status(s, invoice, at, amount=invoice.total - invoice.credits_applied,
+                                  key="credits:activation")
+        s.add(invoice)
+        s.flush()
+        currency = terms.currency
+        fx_rate = None
+        if currency != CLOUD_CURRENCY:
+            fx_rate = rate_in_force(s, FxRequest(currency=currency, at=period_end(invoice.period))).rate
+        issue_tax_invoice(s, invoice, tax_lines, fx_rate, currency, at)
+        return billing.state
 
     @activity.defn(name="issue_activation_code")
     async def issue_code(self, request: IssueCodeRequest) -> IssuedCode:
@@ -163,6 +244,7 @@ class ActivationActivities:
                 return ActivationOutcome(to_charge=[], subscription_type=subscription.type)
             activation.status, activation.applied_at = "APPLIED", request.at
             subscription.status = "ACTIVE"
+            self._settle_term_months_before(s, subscription, request.at)
             s.add(activation)
             s.add(subscription)
             if subscription.type == SubscriptionType.PREPAID:

@@ -22,11 +22,12 @@ from temporalio import activity
 from activities._context import activity_log_context
 from activities.fx import FxRequest, rate_in_force
 from activities.tax import TaxActivities, TaxRequest
-from billing.credits import CreditLineState, draw_credits
+from billing.credits import CreditLineState, date_by_usage, draw_credits, usage_by_span
 from billing.cycle import cloud_invoice_key, open_cycle
 from billing.db import Database
 from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, next_period, period_end,
                               price_usage)
+from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType
 from billing.settlement import ZERO, Subscribed, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
@@ -70,8 +71,8 @@ class SettleInvoiceRequest(BaseModel):
     at: datetime
 
 
-_USAGE_SQL = ("SELECT project, service, quantity, unit_price, id FROM usage_lines WHERE org_id = %s AND period = %s "
-              "ORDER BY id")
+_USAGE_SQL = ("SELECT project, service, quantity, unit_price, id, start_date, end_date FROM usage_lines "
+              "WHERE org_id = %s AND period = %s ORDER BY id")
 
 
 _COPIED = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]
@@ -83,14 +84,15 @@ _COPY_LINES_SQL = (
 
 
 def _usage_rows(conn: Connection, org_id: str, period: str) -> Sequence[Sequence]:
-    """(project, service, quantity, unit_price, id) of the period's usage, in id order, as plain tuples: an
-    organization may have a million lines (issue 4), so no ORM objects and, on PostgreSQL, no SQLAlchemy rows (the
-    driver's cursor, in the session's transaction, hands NUMERIC over as Decimal)."""
+    """(project, service, quantity, unit_price, id, start_date, end_date) of the period's usage, in id order, as
+    plain tuples: an organization may have a million lines, so no ORM objects and, on PostgreSQL, no SQLAlchemy rows
+    (the driver's cursor, in the session's transaction, hands NUMERIC over as Decimal)."""
     if conn.dialect.name == "postgresql":
         with conn.connection.dbapi_connection.cursor() as cursor:
             return cursor.execute(_USAGE_SQL, (org_id, period)).fetchall()
     usage = UsageLine.__table__.c
-    return conn.execute(select(usage.project, usage.service, usage.quantity, usage.unit_price, usage.id)
+    return conn.execute(select(usage.project, usage.service, usage.quantity, usage.unit_price, usage.id,
+                               usage.start_date, usage.end_date)
                         .where(usage.org_id == org_id, usage.period == period).order_by(usage.id)).all()
 
 
@@ -180,9 +182,13 @@ def _apply_credits(s: Session, invoice: Invoice, at: datetime, amount: Decimal, 
                   .order_by(CreditLine.position, CreditLine.id)).all()
     if not rows or amount == 0:
         return amount
+    usage = [(line.start_date, line.end_date, line.amount) for line in s.exec(
+        select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.service != "Support"))]
+    dated = date_by_usage(amount, usage_by_span(usage, [u[2] for u in usage], sum((u[2] for u in usage), Decimal(0))),
+                          first_day_of(invoice.period), last_day_of(invoice.period))
     drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
                                              start=r.start_date, end=r.end_date, currency=r.currency)
-                             for r in rows], amount, last_day_of(invoice.period))
+                             for r in rows], amount, last_day_of(invoice.period), dated=dated)
     for row, state in zip(rows, drawdown.lines):
         if row.used != state.used:
             row.used = state.used
@@ -254,7 +260,14 @@ _INSERT_LINES = insert(InvoiceLine.__table__)
 _MOVE_COMMITMENT = update(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.id == bindparam("subscription_id")).values(
     bank=bindparam("bank"), cumulative_usage=bindparam("cumulative_usage"),
     cumulative_billed=bindparam("cumulative_billed"), months_billed=bindparam("months_billed"),
-    last_period=bindparam("last_period"))
+    banked_total=bindparam("banked_total"), last_period=bindparam("last_period"))
+
+
+def commitment_state_of(sub: Subscription | Row) -> CommitmentState:
+    """The commitment's running state as stored with the subscription (D1)."""
+    return CommitmentState(bank=sub.bank, cumulative_usage=sub.cumulative_usage,
+                           cumulative_billed=sub.cumulative_billed, months_billed=sub.months_billed,
+                           banked_total=sub.banked_total)
 
 
 class InvoiceActivities:
@@ -300,9 +313,7 @@ class InvoiceActivities:
         by_org = {"org_id": org_id}
         rows = _usage_rows(conn, org_id, period)
         priced = price_usage(row[:4] for row in rows)
-        subscribed = None if sub is None else Subscribed(terms=_terms(sub), state=CommitmentState(
-            bank=sub.bank, cumulative_usage=sub.cumulative_usage, cumulative_billed=sub.cumulative_billed,
-            months_billed=sub.months_billed))
+        subscribed = None if sub is None else Subscribed(terms=_terms(sub), state=commitment_state_of(sub))
         support = [PlanPeriod(plan=r.plan, start=r.start_date, end=r.end_date, trial_ends=r.trial_ends,
                               billing_stopped=r.billing_stopped) for r in conn.execute(_SUPPORT_PERIODS, by_org)]
         grace = conn.execute(_PENDING_ACTIVATION, by_org).first()
@@ -321,7 +332,8 @@ class InvoiceActivities:
 
         plan = settle(period=period, priced=priced, sub=subscribed, support=support, tax_for=tax_for,
                       activation=None if grace is None else ("expired" if grace[0] else "pending"), credits=credits,
-                      fx_rate=fx_rate)
+                      fx_rate=fx_rate, usage_spans=usage_by_span(rows, priced.amounts, priced.usage, start=5, end=6)
+                      if credits else ())
 
         at = request.at
         closed = dict(
@@ -367,7 +379,8 @@ class InvoiceActivities:
             state = plan.billing.state
             conn.execute(_MOVE_COMMITMENT, dict(
                 subscription_id=sub.id, bank=state.bank, cumulative_usage=state.cumulative_usage,
-                cumulative_billed=state.cumulative_billed, months_billed=state.months_billed, last_period=period))
+                cumulative_billed=state.cumulative_billed, months_billed=state.months_billed,
+                banked_total=state.banked_total, last_period=period))
         tax_summary = None
         if plan.tax_invoice is not None:
             ti = plan.tax_invoice
@@ -389,3 +402,33 @@ class InvoiceActivities:
             amount_due=plan.amount_due, created=True, billing_mode=plan.billing_mode,
             taxable=plan.billing_mode != "marketplace", refundable=plan.billing_mode != "grace_charge",
             tax_invoice_currency=tax_invoice_currency(subscribed, period), tax_invoice=tax_summary)
+
+
+def issue_tax_invoice(s: Session, cloud: Invoice, tax_lines: Sequence[TaxLine], fx_rate: Decimal | None,
+                      currency: str, at: datetime) -> Invoice:
+    """SPEC D5/M2: a held month's tax invoice once it is billed, in the subscription's currency at the rate in force
+    at period end (the settlement plans the month-end ones in billing.settlement)."""
+    rate = Decimal("1") if currency == CLOUD_CURRENCY else fx_rate
+    if rate is None:
+        raise ValueError(f"a {currency} tax invoice needs the USD->{currency} rate")
+
+    def convert(amount: Decimal) -> Decimal:
+        return round_money(amount * rate, currency)  # one rounding per line (M1)
+
+    billed = convert(cloud.billed_usage)
+    converted = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in tax_lines]
+    tax = sum((line.amount for line in converted), Decimal("0"))
+    total = billed + tax
+    due = total - convert(cloud.credits_applied) if cloud.status == InvoiceStatus.INVOICED else Decimal("0")
+    tax_invoice = Invoice(key=f"{cloud.org_id}:{cloud.period}:tax", org_id=cloud.org_id, kind="tax",
+                          period=cloud.period, status=cloud.status, currency=currency, usage=convert(cloud.usage),
+                          billed_usage=billed, tax=tax, total=total, amount_due=due, created_at=at,
+                          billing_mode=cloud.billing_mode, fx_rate=None if currency == CLOUD_CURRENCY else rate,
+                          cloud_invoice_id=cloud.id, paid_at=cloud.paid_at)
+    s.add(tax_invoice)
+    s.flush()
+    tax_invoice.number = invoice_number(cloud.period, tax_invoice.id).replace("INV-", "TAX-")
+    s.add(tax_invoice)
+    for position, line in enumerate(converted):
+        s.add(InvoiceTaxLine(invoice_id=tax_invoice.id, position=position, **line.model_dump()))
+    return tax_invoice

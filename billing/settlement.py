@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.credits import CreditLineState, Drawdown, draw_credits
-from billing.invoicing import CLOUD_CURRENCY, PricedUsage, last_day_of
+from billing.credits import CreditLineState, DatedAmount, Drawdown, date_by_usage, draw_credits
+from billing.invoicing import CLOUD_CURRENCY, PricedUsage, first_day_of, last_day_of
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period
 from billing.support import PlanPeriod, SupportLine, support_charges
@@ -100,10 +100,11 @@ def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str
 
 def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support: Sequence[PlanPeriod],
            tax_for: Callable[[Decimal], list[TaxLine]], activation: str | None, credits: Sequence[CreditLineState],
-           fx_rate: Callable[[str], Decimal]) -> SettlementPlan:
+           fx_rate: Callable[[str], Decimal], usage_spans: Sequence[DatedAmount] = ()) -> SettlementPlan:
     """The month's invoices for one organization. `tax_for(amount)` taxes an amount at its billing address;
     `fx_rate(currency)` is the USD -> currency rate at the end of the period; `activation` is None, "pending" or
-    "expired" (D2)."""
+    "expired" (D2); `usage_spans` is the priced usage summed by its dates (`billing.credits.usage_by_span`), by
+    which credit lines cover it (D3); without it the amount is dated over the period."""
     billing = bill_period(sub.terms if sub else None, sub.state if sub else CommitmentState(), priced.usage, period)
     mode = billing_mode(sub, billing, activation)
     support_lines = support_charges(list(support), period, priced.usage) if support else []
@@ -114,7 +115,10 @@ def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support:
     total = billed + tax
 
     on = last_day_of(period)
-    drawdown = draw_credits(credits, total, on) if credits and total != 0 else None
+    drawdown = None
+    if credits and total != 0:
+        dated = date_by_usage(total, usage_spans, first_day_of(period), on)
+        drawdown = draw_credits(credits, total, on, dated=dated)
     covered = drawdown.covered if drawdown else ZERO
     status, invoiced, amount_due = status_of(total, total - covered, mode)
 

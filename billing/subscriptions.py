@@ -6,11 +6,12 @@ import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from billing.credits import Amount, require_rounded
+from billing.credits import Amount, CreditLineState, require_rounded
 from billing.invoicing import last_day_of, period_of
 from billing.money import Money, allocate, round_money
 
@@ -63,6 +64,10 @@ class SubscriptionTerms(BaseModel):
         index = _month_number(period) - _month_number(period_of(self.term_start))
         return index if 0 <= index < self.term_months else None
 
+    def period_of_month(self, index: int) -> str:
+        number = _month_number(period_of(self.term_start)) + index
+        return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
     def is_last_month(self, period: str) -> bool:
         return self.month_index(period) == self.term_months - 1
 
@@ -81,6 +86,7 @@ class CommitmentState(BaseModel):
     cumulative_usage: Amount = Field(default=_ZERO, ge=0)
     cumulative_billed: Amount = Field(default=_ZERO, ge=0)
     months_billed: int = Field(default=0, ge=0)
+    banked_total: Amount = Field(default=_ZERO, ge=0)  # all the term has banked; `bank` is what is left of it
 
 
 class PeriodBilling(BaseModel):
@@ -113,6 +119,7 @@ def _billing(
             cumulative_usage=state.cumulative_usage + usage,
             cumulative_billed=state.cumulative_billed + billed,
             months_billed=state.months_billed + 1,
+            banked_total=state.banked_total + banked,
         )
     return PeriodBilling(
         usage=usage,
@@ -201,3 +208,44 @@ def bill_period(terms: SubscriptionTerms | None, state: CommitmentState, usage: 
         text = f"Prepaid subscription: usage {_usd(usage)} billed, paid from the prepaid credits while they last"
         return _billing(state, usage, usage, text, invoiced=False)
     return _billing(state, usage, usage, f"Elastic subscription: usage {_usd(usage)} billed as it goes", invoiced=False)
+
+
+def count_months_billed_before_activation(terms: SubscriptionTerms, state: CommitmentState,
+                                          settled: Mapping[str, tuple[Decimal, Decimal]],
+                                          through: str) -> CommitmentState:
+    """SPEC D1 x D2: the term's months count from the term start even when the activation code came late. Each
+    month of the term settled through `through` while the code was awaited (held, or charged after a missed grace
+    period) was billed at usage: it is a month of the term all the same, banked nothing and used no bank, and its
+    usage counts toward the commitment. `settled` maps a period to its (usage, billed usage); a month of the term
+    without an invoice counts as a month without usage."""
+    last = terms.month_index(through)
+    if last is None:
+        if _month_number(through) < _month_number(period_of(terms.term_start)):
+            return state
+        last = terms.term_months - 1  # the whole term was settled before the code was applied
+    moved = state
+    for index in range(state.months_billed, last + 1):
+        usage, billed = settled.get(terms.period_of_month(index), (_ZERO, _ZERO))
+        moved = CommitmentState(bank=moved.bank, cumulative_usage=moved.cumulative_usage + usage,
+                                cumulative_billed=moved.cumulative_billed + billed, months_billed=index + 1,
+                                banked_total=moved.banked_total)
+    return moved
+
+
+def commitment_credit_lines(terms: SubscriptionTerms, state: CommitmentState) -> list[CreditLineState]:
+    """SPEC D3: a monthly commitment's rows of the Available Credits table, above the credit lines (the commitment
+    is billed before credits are drawn). `monthly_commitment`: the term's commitment, used by the monthly minimums
+    billed so far. `commitment_bank`: all the term banked, used by overages it covered; what it still holds when
+    the term ends lapses (D1), so the row's status is `expired` from the day after the term with that remainder
+    shown, never silently dropped. Positions below the credit lines' (0, 1, ...) keep the table order."""
+    if terms.type is not SubscriptionType.MONTHLY_COMMITMENT:
+        return []
+    billed = sum(terms.monthly_minimums()[:state.months_billed], _ZERO)
+    end = terms.term_end()
+    return [
+        CreditLineState(position=-2, kind="monthly_commitment", amount=terms.commitment, used=billed,
+                        start=terms.term_start, end=end, currency=CREDIT_CURRENCY),
+        CreditLineState(position=-1, kind="commitment_bank", amount=state.banked_total,
+                        used=state.banked_total - state.bank, start=terms.term_start, end=end,
+                        currency=CREDIT_CURRENCY),
+    ]

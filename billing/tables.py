@@ -276,6 +276,7 @@ class Subscription(SQLModel, table=True):
     cumulative_usage: Decimal = _money(default=Decimal("0"))
     cumulative_billed: Decimal = _money(default=Decimal("0"))
     months_billed: int = 0
+    banked_total: Decimal = _money(default=Decimal("0"))  # SPEC D1/D3: all the term has banked (the bank's row)
     last_period: str | None = Field(default=None, max_length=7)
 
 

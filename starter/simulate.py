@@ -18,23 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import SmtpSettings
+from activities.invoices import commitment_state_of
 from billing import migrate
 from billing.db import Database
 from billing.gateway import SandboxGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
+from billing.subscriptions import SubscriptionTerms, commitment_credit_lines
 from billing.support import SupportPlan
 from contracts.clock import ClockInterceptor
 from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
-                            Payment, SupportPlanPeriod)
+                            Payment, Subscription, SupportPlanPeriod)
 from starter.client import BillingClient, BillingError, SubscriptionIn
 from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
                               ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
@@ -364,9 +366,17 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
             db.dispose()
 
 
-def credit_report(rows: list[CreditLine], on: date) -> list[dict[str, Any]]:
-    """SPEC D3: each organization's credit table in table order, and whether elastic billing is active."""
+def credit_report(rows: list[CreditLine], on: date, subscriptions: list[Subscription] = ()) -> list[dict[str, Any]]:
+    """SPEC D3: each organization's credit table in table order, and whether elastic billing is active. A monthly
+    commitment's rows (its spending, its bank; D1) come first; elastic billing follows the credit lines alone."""
     by_org: dict[str, list[CreditLineState]] = {}
+    commitment_rows: dict[str, list[CreditLineState]] = {}
+    for sub in subscriptions:
+        terms = SubscriptionTerms(type=sub.type, term_start=sub.term_start, term_months=sub.term_months,
+                                  commitment=sub.commitment, currency=sub.currency)
+        if rows_of_sub := commitment_credit_lines(terms, commitment_state_of(sub)):
+            commitment_rows[sub.org_id] = rows_of_sub
+            by_org.setdefault(sub.org_id, [])
     for row in rows:
         by_org.setdefault(row.org_id, []).append(CreditLineState(
             position=row.position, kind=row.kind, amount=row.amount, used=row.used, start=row.start_date,
@@ -376,8 +386,8 @@ def credit_report(rows: list[CreditLine], on: date) -> list[dict[str, Any]]:
                         "used": format_amount(line.used, line.currency),
                         "remaining": format_amount(line.remaining, line.currency),
                         "start": line.start.isoformat(), "end": line.end.isoformat(), "status": line.status(on)}
-                       for line in lines]}
-            for org, lines in by_org.items()]
+                       for line in commitment_rows.get(org, []) + lines]}
+            for org, lines in sorted(by_org.items())]
 
 
 def _stamp(moment: datetime | None) -> str | None:
@@ -407,6 +417,8 @@ def report(db: Database, until: date) -> dict[str, Any]:
                                                       EmailMessage.id)).all()
         orgs = s.exec(select(Organization).order_by(Organization.created_at, Organization.id)).all()
         credit_lines = s.exec(select(CreditLine).order_by(CreditLine.org_id, CreditLine.position)).all()
+        subscriptions = s.exec(select(Subscription).where(Subscription.status == "ACTIVE")
+                               .order_by(Subscription.org_id, Subscription.id)).all()
         mandates = s.exec(select(Mandate).order_by(Mandate.registered_at, Mandate.org_id, Mandate.id)).all()
         plans = s.exec(select(SupportPlanPeriod).order_by(SupportPlanPeriod.start_date, SupportPlanPeriod.org_id,
                                                           SupportPlanPeriod.id)).all()
@@ -443,7 +455,7 @@ def report(db: Database, until: date) -> dict[str, Any]:
             "amount": format_amount(p.amount, p.currency), "currency": p.currency,
             "fx_rate": None if p.fx_rate is None else _rate(p.fx_rate), "refundable": p.refundable,
             "failure_code": p.failure_code, "attempt": p.attempt, "at": _stamp(p.created_at)} for p in payments],
-        "credits": credit_report(credit_lines, until),
+        "credits": credit_report(credit_lines, until, subscriptions),
         "mandates": [{"org": m.org_id, "status": m.status, "limit": format_amount(m.limit, m.currency),
                       "currency": m.currency, "registered_at": _stamp(m.registered_at),
                       "revoked_at": _stamp(m.revoked_at)} for m in mandates],

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from billing.subscriptions import CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period
+from billing.subscriptions import (CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period,
+                                   count_months_billed_before_activation)
 
 D = Decimal
 cents = st.integers(min_value=0, max_value=10**8).map(lambda u: D(u).scaleb(-2))
@@ -45,7 +46,8 @@ def test_monthly_commitment_banks_unused_credit_for_later_overage():
     assert (march.billed_usage, march.bank_used, march.state.bank) == (D("1400.00"), D("100.00"), D("0.00"))
     assert all(r.invoiced_under_subscription for r in (january, february, march))
     assert march.state == CommitmentState(
-        bank=D("0.00"), cumulative_usage=D("3400.00"), cumulative_billed=D("3400.00"), months_billed=3
+        bank=D("0.00"), cumulative_usage=D("3400.00"), cumulative_billed=D("3400.00"), months_billed=3,
+        banked_total=D("400.00"),
     )
 
 
@@ -192,3 +194,19 @@ def test_flex_commitment_bills_the_greater_of_usage_and_commitment_over_the_term
     assert sum(r.billed_usage for r in results) == max(t.commitment, sum(usages, D(0)))
     assert all(r.true_up == 0 for r in results[:-1])
     assert all(r.billed_usage >= r.usage for r in results)
+
+
+def test_months_settled_before_a_late_activation_are_months_of_the_term():
+    """SPEC D1 x D2: two months billed at usage while the code was awaited; the third is month 3 of 3."""
+    terms = SubscriptionTerms(type=SubscriptionType.MONTHLY_COMMITMENT, term_start=date(2027, 1, 1), term_months=3,
+                              commitment=Decimal("3000.00"))
+    settled = {"2027-01": (Decimal("600.00"), Decimal("600.00")), "2027-02": (Decimal("1300.00"), Decimal("1300.00"))}
+    state = count_months_billed_before_activation(terms, CommitmentState(), settled, "2027-02")
+    assert state == CommitmentState(bank=Decimal("0.00"), cumulative_usage=Decimal("1900.00"),
+                                    cumulative_billed=Decimal("1900.00"), months_billed=2)
+    march = bill_period(terms, state, Decimal("1500.00"), "2027-03")
+    assert march.billed_usage == Decimal("1500.00") and terms.is_last_month("2027-03")
+    # Counting again changes nothing; a settlement before the term changes nothing; one after it counts the term.
+    assert count_months_billed_before_activation(terms, state, settled, "2027-02") == state
+    assert count_months_billed_before_activation(terms, CommitmentState(), {}, "2026-12") == CommitmentState()
+    assert count_months_billed_before_activation(terms, CommitmentState(), {}, "2027-07").months_billed == 3
