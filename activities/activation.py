@@ -104,8 +104,9 @@ class ActivationActivities:
         terms = SubscriptionTerms(type=subscription.type, term_start=subscription.term_start,
                                   term_months=subscription.term_months, commitment=subscription.commitment,
                                   currency=subscription.currency)
-        invoices = sorted(s.exec(select(Invoice).where(Invoice.org_id == subscription.org_id,
-                                                       Invoice.kind == "cloud")), key=lambda i: (i.period, i.id))
+        invoices = sorted(s.exec(select(Invoice).where(Invoice.org_id == subscription.org_id, Invoice.kind == "cloud",
+                                                       Invoice.status != InvoiceStatus.PENDING)),  # G0: not settled
+                          key=lambda i: (i.period, i.id))
         if not invoices:
             return
         support: dict[int, Decimal] = {}

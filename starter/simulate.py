@@ -447,6 +447,7 @@ def report(db: Database, until: date) -> dict[str, Any]:
             "lines": lines_of.get(inv.id, []), "tax_lines": taxes_of.get(inv.id, []),
             "credits_applied": format_amount(inv.credits_applied, inv.currency),
             "invoiced": format_amount(inv.invoiced, inv.currency),
+            "forgiven": format_amount(inv.forgiven, inv.currency),
             "fx_rate": None if inv.fx_rate is None else _rate(inv.fx_rate),
             "cloud_invoice": numbers.get(inv.cloud_invoice_id), "explanation": inv.explanation,
             "at": _stamp(inv.created_at)} for inv in invoices],

@@ -13,8 +13,7 @@ def assert_every_cent_accounted(output: dict[str, Any]) -> None:
 
     - A wire or ACH payment is a PAID payment; a partial one leaves the rest in `invoiced` (INVOICED invoice) or
       `amount_due` (card invoice), so the identity holds after every transfer (SPEC D10).
-    - Forgiven: what an operator forgave on a FORGIVEN invoice (`forgiven` when the output carries it, otherwise the
-      part of the total that nothing else accounts for: only a FORGIVEN invoice may have one).
+    - Forgiven: what an operator forgave on a FORGIVEN invoice (its `forgiven`); nothing else may forgive.
     - A refund (a REFUNDED payment row that is not itself a reversed charge) returns money the PAID row already
       counted: the charge was made and paid the invoice, the refund is a separate outflow, so it stays out of the
       identity; instead the refunds of an invoice never exceed what its card and PayPal charges collected.
@@ -35,10 +34,10 @@ def assert_every_cent_accounted(output: dict[str, Any]) -> None:
         credits = sum((Decimal(p["amount"]) for p in mine if p["method"] == "credits"), Decimal(0))
         assert credits == Decimal(invoice["credits_applied"]), invoice["number"]
         open_ = Decimal(invoice["invoiced"]) + Decimal(invoice["amount_due"])
-        forgiven = Decimal(invoice.get("forgiven") or 0)
-        if invoice["status"] == "FORGIVEN" and "forgiven" not in invoice:
-            forgiven = total - paid - open_
-            assert forgiven > 0 and open_ == 0, f"{invoice['number']}: FORGIVEN with {open_} still open"
+        forgiven = Decimal(invoice["forgiven"])
+        assert (forgiven > 0) == (invoice["status"] == "FORGIVEN"), f"{invoice['number']}: forgiven {forgiven}"
+        if invoice["status"] == "FORGIVEN":
+            assert open_ == 0, f"{invoice['number']}: FORGIVEN with {open_} still open"
         assert paid + open_ + forgiven == total, (
             f"{invoice['number']}: paid {paid} + invoiced {invoice['invoiced']} + due {invoice['amount_due']} "
             f"+ forgiven {forgiven} != total {invoice['total']}")
