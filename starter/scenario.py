@@ -134,13 +134,19 @@ class SetBillingContact(_Event):
         return check_email(value) if value else None
 
 
+class SetBillingProfile(_Event):
+    do: Literal["set_billing_profile"]
+    billing_profile: BillingProfileIn
+
+
 class ChangeSupportPlan(_Event):
     do: Literal["change_support_plan"]
     plan: SupportPlan
 
 
 Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, AuthorizePayment, RevokeMandate,
-                        ReversePayment, BuyFlexConsulting, SetBillingContact, ChangeSupportPlan], Field(discriminator="do")]
+                        ReversePayment, BuyFlexConsulting, SetBillingContact, SetBillingProfile, ChangeSupportPlan],
+                  Field(discriminator="do")]
 
 
 class Scenario(_Strict):
@@ -173,7 +179,8 @@ class Scenario(_Strict):
 
 
 _TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", "authorize_payment",
-         "revoke_mandate", "reverse_payment", "buy_flex_consulting", "set_billing_contact", "change_support_plan"}
+         "revoke_mandate", "reverse_payment", "buy_flex_consulting", "set_billing_contact", "change_support_plan",
+         "set_billing_profile"}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
