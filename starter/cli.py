@@ -85,6 +85,8 @@ async def _simulate(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.file)
     except ScenarioError as err:
         return _fail(f"invalid scenario: {err}")
+    except Exception as err:  # noqa: BLE001 (never a traceback)
+        return _fail(f"invalid scenario: {_one_line(err)}")
     try:
         output = await simulate(scenario, database_url=args.database_url)
     except Exception as err:  # noqa: BLE001 (a public interface: one line naming what failed, never a traceback)
