@@ -121,7 +121,8 @@ class _Step:
     order: int
     seq: int
     run: Callable[[], Awaitable[None]] = field(compare=False)
-    what: str = field(compare=False, default="")  # names the step in an error: "events[3] (retry_payment ...)"
+    name: str = field(compare=False, default="")  # in an error: "events[3]", "orgs.acme"
+    about: str = field(compare=False, default="")  # "retry_payment for acme at 2025-02-03T10:00:00Z"
 
 
 def month_ends(start: datetime, until: datetime) -> list[datetime]:
@@ -170,13 +171,13 @@ class Simulation:
             await self.billing.record_fx_rate(rate.currency, rate.rate, utc(rate.at))
         for name, org in self.scenario.orgs.items():
             created = datetime.combine(org.created, time(0), tzinfo=timezone.utc) if org.created else start
-            steps.append(_Step(max(created, start), 0, len(steps), self._creator(name), f"orgs.{name}"))
+            steps.append(_Step(max(created, start), 0, len(steps), self._creator(name), f"orgs.{name}", "creating"))
         for moment in month_ends(start, until):
-            steps.append(_Step(moment, 1, len(steps), self._settler(moment),
-                               f"the month-end settlement of {previous_period(moment)}"))
+            steps.append(_Step(moment, 1, len(steps), self._settler(moment), "month-end",
+                               f"settling {previous_period(moment)}"))
         for i, event in enumerate(self.scenario.events):
             steps.append(_Step(utc(event.at), 2, len(steps), self._harmless(event, self._event(event)),
-                               f"events[{i}] ({event.do} for {event.org} at {_stamp(utc(event.at))})"))
+                               f"events[{i}]", f"{event.do} for {event.org} at {_stamp(utc(event.at))}"))
         for step in sorted(steps):
             await self._advance_to(step.at)
             try:
@@ -184,8 +185,8 @@ class Simulation:
                 await self._settle_down()
             except Exception as err:
                 # The caller (the CLI) names what failed; the exception itself goes up unchanged.
-                field_name = getattr(err, "field", None) if isinstance(err, BillingError) else None
-                err.add_note(f"{step.what.replace(' (', f'.{field_name} (', 1) if field_name else step.what}")
+                blamed = err.field if isinstance(err, BillingError) and err.field else None
+                err.add_note(f"{step.name}{'.' + blamed if blamed else ''} ({step.about})")
                 raise
         await self._advance_to(until)
         await self._settle_down()
