@@ -28,10 +28,10 @@ from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from billing.support import PlanChange, SupportPlan
 from billing.activation import hash_code
 from billing.config import BillingDurations
-from contracts.outcomes import NothingToDo
 from billing.tables import (Activation, BillingContactChange, BillingProfile, BillingProfileChange, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
                             Mandate, OrgMember, Payment, PaymentEvent, PaymentMethod, Role, Subscription,
                             SupportPlanPeriod, UsageLine)
+from contracts.outcomes import NothingToDo
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
 from workflows.checkout import BillingAddress, CheckoutInput, CheckoutWorkflow
 from workflows.support_plan import ChangePlan, SupportPlanInput, SupportPlanWorkflow
@@ -231,6 +231,7 @@ class BillingClient:
         at = await self.clock()
 
         def revoke() -> None:
+            self._require_org(org_id)
             with self.db.session() as s:
                 mandate = s.exec(select(Mandate).where(Mandate.org_id == org_id, Mandate.status == "ACTIVE")).first()
                 if mandate is None:
