@@ -100,6 +100,18 @@ class BillingContactChange(SQLModel, table=True):
     new_only_invoice_emails: bool
 
 
+class BillingProfileChange(SQLModel, table=True):
+    """SPEC A1-A2: every edit of the billing address or tax ID, audited: who, when, and the old and new values of
+    the fields that changed (JSON `{"field": [old, new]}`), nothing else of the profile."""
+
+    __tablename__ = "billing_profile_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    changed_by: str = Field(max_length=320)
+    at: datetime = _ts()
+    changes: str = Field(sa_column=Column(Text, nullable=False))
+
+
 class SupportPlanPeriod(SQLModel, table=True):
     """SPEC B1: an organization's support plan over time; billing follows these periods."""
 

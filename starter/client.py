@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timezone
@@ -30,7 +31,7 @@ from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from billing.support import PlanChange, SupportPlan
 from billing.activation import hash_code
 from billing.config import BillingDurations
-from billing.tables import (Activation, BillingContactChange, BillingProfile, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
+from billing.tables import (Activation, BillingContactChange, BillingProfile, BillingProfileChange, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
                             Mandate, OrgMember, Payment, PaymentMethod, Role, Subscription,
                             SupportPlanPeriod, UsageLine)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
@@ -121,7 +122,12 @@ class CreditLineIn(BaseModel):
 
 
 class BillingError(Exception):
-    """A refused operation, with a message for the caller; nothing was changed."""
+    """A refused operation, with a message for the caller; nothing was changed. `field` names the offending
+    argument where one is to blame (e.g. `invoice`)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BillingClient:
@@ -205,15 +211,23 @@ class BillingClient:
         return number
 
     async def authorize_payment(self, org_id: str, invoice: str | int = "latest") -> str:
-        """SPEC E4: the customer authorized an RBI charge above INR 15,000 through the issuer's link."""
-        number, charge_id = await asyncio.to_thread(self._processing_payment, org_id, invoice)
-        await self.temporal.get_workflow_handle(payment_workflow_id(number)).signal(PaymentWorkflow.authorize,
-                                                                                    charge_id)
+        """SPEC E4: the customer authorized an RBI charge above INR 15,000 through the issuer's link.
+        Raises NothingToDo when no payment awaits authorization (already authorized, below the threshold, settled)."""
+        number, charge_id, status = await asyncio.to_thread(self._processing_payment, org_id, invoice, "authorize")
+        handle = self.temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_workflow_id(number))
+        if status == "PROCESSING":
+            state = await handle.query(PaymentWorkflow.state)
+            if state is None or state.waiting_for != "authorization":
+                raise NothingToDo(f"nothing to authorize: the payment of {number} does not await authorization")
+        await handle.signal(PaymentWorkflow.authorize, charge_id)
         return number
 
     async def reverse_payment(self, org_id: str, invoice: str | int = "latest") -> str:
-        """SPEC E6: undo a PROCESSING payment: refunded if it succeeds, cancelled if it fails."""
-        number, _ = await asyncio.to_thread(self._processing_payment, org_id, invoice)
+        """SPEC E6: undo a PROCESSING payment: refunded if it succeeds, cancelled if it fails.
+        Raises NothingToDo when no payment is PROCESSING (already reversing, or decided)."""
+        number, _, status = await asyncio.to_thread(self._processing_payment, org_id, invoice, "reverse")
+        if status != "PROCESSING":
+            raise NothingToDo(f"nothing to reverse: the payment of {number} is already {status}")
         await self.temporal.get_workflow_handle(payment_workflow_id(number)).signal(PaymentWorkflow.reverse)
         return number
 
@@ -222,26 +236,41 @@ class BillingClient:
         at = await self.clock()
 
         def revoke() -> None:
+            self._require_org(org_id)
             with self.db.session() as s:
                 mandate = s.exec(select(Mandate).where(Mandate.org_id == org_id, Mandate.status == "ACTIVE")).first()
                 if mandate is None:
-                    raise BillingError(f"organization {org_id!r} has no active mandate")
+                    raise NothingToDo(f"nothing to revoke: {org_id} has no active mandate")
                 self.gateway.revoke_mandate(mandate_id=mandate.gateway_mandate_id, at=at)
                 mandate.status, mandate.revoked_at = "REVOKED", at
                 s.add(mandate)
 
         await asyncio.to_thread(revoke)
 
-    def _processing_payment(self, org_id: str, invoice: str | int) -> tuple[str, str]:
+    def _processing_payment(self, org_id: str, invoice: str | int, action: str) -> tuple[str, str, str]:
+        """The invoice number, charge and status of the payment with the issuer (PROCESSING or PENDING_REVERSAL);
+        NothingToDo when the invoice's payment has been decided, BillingError when there is no such invoice."""
+        named = None if invoice == "latest" else self._org_invoice(org_id, invoice)
         with self.db.session() as s:
-            query = (select(Invoice.number, Payment.gateway_charge_id).join(Payment, Payment.invoice_id == Invoice.id)
+            query = (select(Invoice.number, Payment.gateway_charge_id, Payment.status)
+                     .join(Payment, Payment.invoice_id == Invoice.id)
                      .where(Invoice.org_id == org_id, Payment.status.in_(["PROCESSING", "PENDING_REVERSAL"])))
-            if invoice != "latest":
-                query = query.where(Invoice.id == invoice if isinstance(invoice, int) else Invoice.number == invoice)
+            if named is not None:
+                query = query.where(Invoice.id == named.id)
             row = s.exec(query.order_by(Payment.created_at.desc(), Payment.id.desc())).first()
         if row is None:
-            raise BillingError(f"organization {org_id!r} has no PROCESSING payment matching {invoice!r}")
-        return row[0], row[1]
+            latest = named or self._latest_charged(org_id)
+            if latest is None:
+                raise NothingToDo(f"nothing to {action}: {org_id} has no payment with the issuer")
+            raise NothingToDo(f"nothing to {action}: {latest.number} is {latest.status}")
+        return row[0], row[1], row[2]
+
+    def _latest_charged(self, org_id: str) -> Invoice | None:
+        """The most recent invoice charged to a card or PayPal: what a late RETRY or AUTHORIZE was meant for."""
+        with self.db.session() as s:
+            return s.exec(select(Invoice).join(Payment, Payment.invoice_id == Invoice.id)
+                          .where(Invoice.org_id == org_id, Payment.method.in_(["card", "paypal"]))
+                          .order_by(Invoice.created_at.desc(), Invoice.id.desc())).first()
 
     async def _tokenize(self, method: CardIn | PayPalIn, at: datetime) -> TokenizedMethod:
         if isinstance(method, CardIn):
@@ -330,7 +359,15 @@ class BillingClient:
 
     async def change_support_plan(self, org_id: str, plan: SupportPlan, requested_by: str = "customer") -> PlanChange:
         """B1: upgrade, downgrade or cancel (to Basic); effective on the 1st of next month, or at once when a
-        trial is cancelled."""
+        trial is cancelled. Raises NothingToDo when the organization is already on (or moving to) that plan."""
+        def target() -> str:
+            with self.db.session() as s:
+                latest = s.exec(select(SupportPlanPeriod.plan).where(SupportPlanPeriod.org_id == org_id)
+                                .order_by(SupportPlanPeriod.start_date.desc(), SupportPlanPeriod.id.desc())).first()
+            return latest or SupportPlan.BASIC.value
+
+        if await asyncio.to_thread(target) == plan.value:
+            raise NothingToDo(f"nothing to change: {org_id} is already on (or moving to) the {plan.value} plan")
         handle = self.temporal.get_workflow_handle_for(SupportPlanWorkflow.run, f"support-plan-{org_id}")
         try:
             return await handle.execute_update(SupportPlanWorkflow.change_plan,
@@ -340,7 +377,8 @@ class BillingClient:
 
     async def set_billing_contact(self, org_id: str, billing_email: str | None, only_invoice_emails: bool,
                                   changed_by: str) -> None:
-        """SPEC A3/D7: set or clear the billing e-mail and the "only send invoice e-mails to it" flag; audited."""
+        """SPEC A3/D7: set or clear the billing e-mail and the "only send invoice e-mails to it" flag; audited.
+        Raises NothingToDo when both are already so."""
         billing_email = check_email(billing_email) if billing_email else None
         at = await self.clock()
 
@@ -349,6 +387,8 @@ class BillingClient:
                 profile = s.get(BillingProfile, org_id)
                 if profile is None:
                     raise BillingError(f"unknown organization {org_id!r}")
+                if (profile.billing_email, profile.only_invoice_emails) == (billing_email, only_invoice_emails):
+                    raise NothingToDo(f"nothing to change: the billing contact of {org_id} is already so")
                 s.add(BillingContactChange(org_id=org_id, changed_by=changed_by, at=at,
                                            old_billing_email=profile.billing_email, new_billing_email=billing_email,
                                            old_only_invoice_emails=profile.only_invoice_emails,
@@ -358,6 +398,45 @@ class BillingClient:
                 s.add(profile)
 
         await asyncio.to_thread(change)
+
+    async def set_billing_profile(self, org_id: str, profile: BillingProfileIn, changed_by: str) -> list[str]:
+        """SPEC A1-A2: edit the billing address and tax ID (validated as at creation: BillingProfileIn); audited;
+        later invoices are taxed by the new address and tax ID. A billing e-mail or its flag given explicitly is
+        changed too, with the billing contact's own audit (D7). Returns the fields that changed; raises
+        NothingToDo when none did."""
+        at = await self.clock()
+        address = profile.model_dump(exclude={"billing_email", "only_invoice_emails"})
+        contact = profile.model_dump(include={"billing_email", "only_invoice_emails"} & profile.model_fields_set)
+
+        def change() -> list[str]:
+            with self.db.session() as s:
+                row = s.get(BillingProfile, org_id)
+                if row is None:
+                    raise BillingError(f"unknown organization {org_id!r}")
+                changed = {name: [getattr(row, name), value] for name, value in address.items()
+                           if getattr(row, name) != value}
+                new_contact = {"billing_email": row.billing_email, "only_invoice_emails": row.only_invoice_emails,
+                               **contact}
+                if (row.billing_email, row.only_invoice_emails) != tuple(new_contact.values()):
+                    s.add(BillingContactChange(org_id=org_id, changed_by=changed_by, at=at,
+                                               old_billing_email=row.billing_email,
+                                               new_billing_email=new_contact["billing_email"],
+                                               old_only_invoice_emails=row.only_invoice_emails,
+                                               new_only_invoice_emails=new_contact["only_invoice_emails"]))
+                    changed |= {name: [getattr(row, name), value] for name, value in new_contact.items()
+                                if getattr(row, name) != value}
+                if not changed:
+                    raise NothingToDo(f"nothing to change: the billing profile of {org_id} is already so")
+                if changed.keys() - contact.keys():
+                    s.add(BillingProfileChange(org_id=org_id, changed_by=changed_by, at=at, changes=json.dumps(
+                        {k: v for k, v in changed.items() if k in address})))
+                for name, (_, value) in changed.items():
+                    setattr(row, name, value)
+                row.updated_at = at
+                s.add(row)
+            return sorted(changed)
+
+        return await asyncio.to_thread(change)
 
     async def add_subscription(self, org_id: str, subscription: SubscriptionIn,
                                activation_code: Literal["applied", "pending"] = "applied") -> str | None:
@@ -398,8 +477,11 @@ class BillingClient:
         return workflow_id
 
     async def apply_activation_code(self, org_id: str, code: str, applied_by: str = "customer") -> ActivationState:
-        """SPEC D2: apply the code the billing contact received; a wrong or used code is refused, nothing changes."""
+        """SPEC D2: apply the code the billing contact received; a wrong code is refused, nothing changes.
+        Raises NothingToDo when the subscription's code has already been applied."""
         handle = await self._activation_handle(org_id)
+        if (await handle.query(ActivationWorkflow.state)).status == "APPLIED":
+            raise NothingToDo(f"nothing to apply: the activation code of {org_id} has already been applied")
         try:
             return await handle.execute_update(ActivationWorkflow.apply_code,
                                                ApplyCode(code_hash=hash_code(code), applied_by=applied_by))
@@ -586,7 +668,8 @@ class BillingClient:
 
     async def retry_payment(self, org_id: str, invoice: str | int = "latest",
                             requested_by: str = "customer") -> str:
-        """SPEC F3: retry a failed payment (from the e-mail or the invoice) by signalling its workflow."""
+        """SPEC F3: retry a failed payment (from the e-mail or the invoice) by signalling its workflow.
+        Raises NothingToDo when the invoice has not failed (a second RETRY after the first one paid)."""
         number = await asyncio.to_thread(self._failed_invoice, org_id, invoice)
         workflow_id = payment_workflow_id(number)
         await self.temporal.get_workflow_handle(workflow_id).signal(PaymentWorkflow.retry,
@@ -607,16 +690,30 @@ class BillingClient:
             raise BillingError(f"unknown invoice {number!r}")
         return invoice
 
-    def _failed_invoice(self, org_id: str, invoice: str | int) -> str:
+    def _org_invoice(self, org_id: str, invoice: str | int) -> Invoice:
+        """An invoice of the organization, by ID or number; one that does not exist is an error, not a no-op."""
         self._require_org(org_id)
         with self.db.session() as s:
-            query = select(Invoice).where(Invoice.org_id == org_id, Invoice.status == InvoiceStatus.FAILED)
-            if invoice == "latest":
-                row = s.exec(query.order_by(Invoice.created_at.desc(), Invoice.id.desc())).first()
-            elif isinstance(invoice, int):
-                row = s.exec(query.where(Invoice.id == invoice)).first()
-            else:
-                row = s.exec(query.where(Invoice.number == invoice)).first()
+            query = select(Invoice).where(Invoice.org_id == org_id)
+            row = s.exec(query.where(Invoice.id == invoice if isinstance(invoice, int)
+                                     else Invoice.number == invoice)).first()
         if row is None:
-            raise BillingError(f"organization {org_id!r} has no failed invoice matching {invoice!r}")
-        return row.number
+            raise BillingError(f"organization {org_id!r} has no invoice {invoice!r}", field="invoice")
+        return row
+
+    def _failed_invoice(self, org_id: str, invoice: str | int) -> str:
+        if invoice != "latest":
+            row = self._org_invoice(org_id, invoice)
+            if row.status != InvoiceStatus.FAILED:
+                raise NothingToDo(f"nothing to retry: {row.number} is {row.status}")
+            return row.number
+        self._require_org(org_id)
+        with self.db.session() as s:
+            row = s.exec(select(Invoice).where(Invoice.org_id == org_id, Invoice.status == InvoiceStatus.FAILED)
+                         .order_by(Invoice.created_at.desc(), Invoice.id.desc())).first()
+        if row is not None:
+            return row.number
+        charged = self._latest_charged(org_id)
+        if charged is None:
+            raise NothingToDo(f"nothing to retry: {org_id} has no failed invoice")
+        raise NothingToDo(f"nothing to retry: {charged.number} is {charged.status}")

@@ -134,6 +134,11 @@ class SetBillingContact(_Event):
         return check_email(value) if value else None
 
 
+class SetBillingProfile(_Event):
+    do: Literal["set_billing_profile"]
+    billing_profile: BillingProfileIn
+
+
 class ChangeSupportPlan(_Event):
     do: Literal["change_support_plan"]
     plan: SupportPlan
@@ -164,8 +169,9 @@ class RefundPaymentEvent(_Event):  # SPEC D10
 
 
 Event = Annotated[Union[UpdatePaymentMethod, RetryPayment, ApplyActivationCode, AuthorizePayment, RevokeMandate,
-                        ReversePayment, BuyFlexConsulting, SetBillingContact, ChangeSupportPlan, PayNowEvent,
-                        RecordPaymentEvent, ForgiveInvoiceEvent, RefundPaymentEvent], Field(discriminator="do")]
+                        ReversePayment, BuyFlexConsulting, SetBillingContact, SetBillingProfile, ChangeSupportPlan,
+                        PayNowEvent, RecordPaymentEvent, ForgiveInvoiceEvent, RefundPaymentEvent],
+                  Field(discriminator="do")]
 
 
 class Scenario(_Strict):
@@ -199,7 +205,7 @@ class Scenario(_Strict):
 
 _TAGS = {"card", "paypal", "update_payment_method", "retry_payment", "apply_activation_code", "authorize_payment",
          "revoke_mandate", "reverse_payment", "buy_flex_consulting", "set_billing_contact", "change_support_plan",
-         "pay_now", "record_payment", "forgive_invoice", "refund_payment"}
+         "pay_now", "record_payment", "forgive_invoice", "refund_payment", "set_billing_profile"}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

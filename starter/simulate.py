@@ -35,12 +35,14 @@ from billing.credits import CreditLineState, elastic_billing_active
 from billing.subscriptions import SubscriptionTerms, commitment_credit_lines
 from billing.support import SupportPlan
 from contracts.clock import ClockInterceptor
+from contracts.outcomes import NothingToDo
 from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, Subscription, SupportPlanPeriod)
 from starter.client import BillingClient, BillingError, SubscriptionIn
 from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
                               ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
-                              ReversePayment, RevokeMandate, Scenario, SetBillingContact, UpdatePaymentMethod, utc)
+                              ReversePayment, RevokeMandate, Scenario, SetBillingContact, SetBillingProfile,
+                              UpdatePaymentMethod, utc)
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
@@ -124,6 +126,8 @@ class _Step:
     order: int
     seq: int
     run: Callable[[], Awaitable[None]] = field(compare=False)
+    name: str = field(compare=False, default="")  # in an error: "events[3]", "orgs.acme"
+    about: str = field(compare=False, default="")  # "retry_payment for acme at 2025-02-03T10:00:00Z"
 
 
 def month_ends(start: datetime, until: datetime) -> list[datetime]:
@@ -163,6 +167,7 @@ class Simulation:
         self.payment_workflows: list[str] = []
         self.settlement_workflows: list[str] = []
         self.month_end_workflows: list[str] = []
+        self.notices: list[dict[str, str]] = []  # events that found nothing to do (SCENARIOS.md `notices`)
 
     async def run(self) -> None:
         steps: list[_Step] = []
@@ -173,7 +178,7 @@ class Simulation:
         for name, org in self.scenario.orgs.items():
             created = datetime.combine(org.created, time(0), tzinfo=timezone.utc) if org.created else start
             created_at[name] = max(created, start)
-            steps.append(_Step(created_at[name], 0, len(steps), self._creator(name)))
+            steps.append(_Step(created_at[name], 0, len(steps), self._creator(name), f"orgs.{name}", "creating"))
         # Each usage line arrives when the clock reaches its first day (at creation if earlier), so the cycle's
         # PENDING invoice shows a running total (G0).
         arrivals: dict[tuple[datetime, str], list] = {}
@@ -183,17 +188,35 @@ class Simulation:
         for (moment, org), lines in arrivals.items():
             if moment > until:
                 continue  # usage of days after the simulation ends is never received
-            steps.append(_Step(moment, 0, len(steps), self._usage(org, lines)))
+            steps.append(_Step(moment, 0, len(steps), self._usage(org, lines), "usage", f"usage of {org}"))
         for moment in month_ends(start, until):
-            steps.append(_Step(moment, 1, len(steps), self._settler(moment)))
-        for event in self.scenario.events:
-            steps.append(_Step(utc(event.at), 2, len(steps), self._event(event)))
+            steps.append(_Step(moment, 1, len(steps), self._settler(moment), "month-end",
+                               f"settling {previous_period(moment)}"))
+        for i, event in enumerate(self.scenario.events):
+            steps.append(_Step(utc(event.at), 2, len(steps), self._harmless(event, self._event(event)),
+                               f"events[{i}]", f"{event.do} for {event.org} at {_stamp(utc(event.at))}"))
         for step in sorted(steps):
             await self._advance_to(step.at)
-            await step.run()
-            await self._settle_down()
+            try:
+                await step.run()
+                await self._settle_down()
+            except Exception as err:
+                # The caller (the CLI) names what failed; the exception itself goes up unchanged.
+                blamed = err.field if isinstance(err, BillingError) and err.field else None
+                err.add_note(f"{step.name}{'.' + blamed if blamed else ''} ({step.about})")
+                raise
         await self._advance_to(until)
         await self._settle_down()
+
+    def _harmless(self, event: Any, perform: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """An event that finds nothing to do (a repeated or late action) is a notice, never a failure."""
+        async def run() -> None:
+            try:
+                await perform()
+            except NothingToDo as done:
+                self.notices.append({"at": _stamp(utc(event.at)), "org": event.org, "event": event.do,
+                                     "notice": done.notice})
+        return run
 
     async def _advance_to(self, moment: datetime) -> None:
         """Move the clock to `moment`, delivering each issuer webhook at the instant it falls due on the way
@@ -272,6 +295,8 @@ class Simulation:
             elif isinstance(event, SetBillingContact):
                 await self.billing.set_billing_contact(event.org, event.billing_email, event.only_invoice_emails,
                                                        changed_by="simulator")
+            elif isinstance(event, SetBillingProfile):
+                await self.billing.set_billing_profile(event.org, event.billing_profile, changed_by="simulator")
             elif isinstance(event, ApplyActivationCode):
                 # The customer types the code from the e-mail they received: the simulator's mailbox.
                 await self.billing.apply_activation_code(event.org, self.inbox.activation_code(event.org))
@@ -359,7 +384,10 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
                                             + simulation.checkout_workflows + simulation.support_workflows):
                             handle = client.get_workflow_handle(workflow_id)
                             history_sink[workflow_id] = await handle.fetch_history()
-            return await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())
+            output = await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())
+            # SCENARIOS.md: ordered by time, then organization (events at one moment keep the file's order).
+            output["notices"] = sorted(simulation.notices, key=lambda n: (n["at"], n["org"]))
+            return output
         finally:
             await env.shutdown()
             smtp.stop()
@@ -466,6 +494,7 @@ def report(db: Database, until: date) -> dict[str, Any]:
                            "billing_stopped": None if p.billing_stopped is None else p.billing_stopped.isoformat()}
                           for p in plans],
         "organizations": [{"org": org.id, "status": org.status} for org in orgs],
+        "notices": [],  # filled in by the simulation: events that found nothing to do
         "emails": [{"org": e.org_id, "to": json.loads(e.recipients), "kind": e.kind, "subject": e.subject,
                     "at": _stamp(e.created_at)} for e in emails],
     }

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from billing.gateway import SandboxGateway
 from billing.tables import Activation, CreditLine, Invoice, Payment
+from contracts.outcomes import NothingToDo
 from starter.client import BillingClient, BillingError, SubscriptionIn, UsageIn
 from tests.factories import VISA, card, org_with_method
 from worker import build_worker
@@ -146,7 +147,7 @@ async def test_a_wrong_code_is_refused_by_the_validator_and_changes_nothing(worl
     with world.db.session() as s:
         assert s.exec(select(Activation).where(Activation.org_id == world.org)).one().status == "PENDING"
     await world.billing.apply_activation_code(world.org, world.codes()[-1].lower())  # typed loosely, still valid
-    with pytest.raises(BillingError, match="already been applied"):
+    with pytest.raises(NothingToDo, match="already been applied"):  # a repeat: harmless
         await world.billing.apply_activation_code(world.org, world.codes()[-1])
 
 

@@ -164,11 +164,11 @@ async def test_no_payment_method_fails_with_a_clear_code(time_skipping_env, db, 
     assert (state.status, state.failure_code) == ("FAILED", "no_payment_method")
 
 
-async def test_retry_for_an_org_without_failed_payment_is_refused(time_skipping_env, db, smtp, task_queue):
-    from starter.client import BillingError
+async def test_retry_for_an_org_without_failed_payment_finds_nothing_to_do(time_skipping_env, db, smtp, task_queue):
+    from contracts.outcomes import NothingToDo
 
     gateway = SandboxGateway(db)
     org_with_method(db, gateway, card(VISA))
     billing = BillingClient(time_skipping_env.client, db, gateway, task_queue=task_queue)
-    with pytest.raises(BillingError, match="no failed invoice"):
+    with pytest.raises(NothingToDo, match="nothing to retry: acme has no failed invoice"):
         await billing.retry_payment("acme")

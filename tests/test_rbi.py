@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from billing.gateway import SandboxGateway, sign_webhook
 from billing.tables import Mandate, Payment
-from starter.client import BillingClient, BillingError
+from contracts.outcomes import NothingToDo
+from starter.client import BillingClient
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from tests.factories import closed_invoice, org_with_method
@@ -96,7 +97,7 @@ async def test_large_charge_needs_authorization_within_the_window(india, authori
         await india.billing.authorize_payment("acme")
         await india.idle()
     else:
-        with pytest.raises(BillingError, match="no PROCESSING payment"):
+        with pytest.raises(NothingToDo, match="nothing to authorize: INV-.* is FAILED"):
             await india.billing.authorize_payment("acme")  # the window closed: the payment already FAILED
     await india.advance(timedelta(days=1))
     [payment] = india.payments()
@@ -149,7 +150,8 @@ async def test_reversal_refunds_a_success_and_cancels_a_failure(india, revoke, f
     await india.billing.reverse_payment("acme")
     state = await india.idle()
     assert state.status == "PENDING_REVERSAL" and india.payments()[0].status == "PENDING_REVERSAL"
-    await india.billing.reverse_payment("acme")  # a second request changes nothing
+    with pytest.raises(NothingToDo, match="already PENDING_REVERSAL"):
+        await india.billing.reverse_payment("acme")  # a second request changes nothing
     if revoke:
         await india.billing.revoke_mandate("acme")
     await india.advance(timedelta(days=3, minutes=1))

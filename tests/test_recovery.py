@@ -115,7 +115,8 @@ async def test_overdue_suspends_then_locks_and_paying_everything_reactivates(tim
             org_handle = env.client.get_workflow_handle_for(OrgBillingWorkflow.run, org_billing_workflow_id("acme"))
 
             async def status_after(days: int) -> str:
-                await env.sleep(FEB_1 + timedelta(days=days) - await env.get_current_time())
+                # A minute into the day: day 31 is the first "more than 30 days" (D9), and a timer fires a moment late.
+                await env.sleep(FEB_1 + timedelta(days=days, minutes=1) - await env.get_current_time())
                 await org_handle.execute_update(OrgBillingWorkflow.wait_idle)
                 with db.session() as s:
                     return s.get(Organization, "acme").status

@@ -9,7 +9,7 @@ timers, not polling, move the organization to SUSPENDED and LOCKED.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -27,6 +27,16 @@ with workflow.unsafe.imports_passed_through():
 ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 COLLECTION_WAIT = timedelta(minutes=10)  # how long an update waits for the retried payments to report back
 EVENTS_PER_RUN = 500
+MORE_THAN_PATCH = "overdue-more-than-whole-days"  # runs recorded before D9 counted whole days keep their deadlines
+
+
+def overdue_from(invoice_date: datetime, after: timedelta) -> datetime:
+    """D9: when an invoice dated `invoice_date` has been unpaid for *more than* `after`. Days are counted from the
+    invoice's date, whole days: an invoice of 1 February is more than 30 days overdue from the start of day 31,
+    4 March, not on day 30. A duration shorter than whole days (a demo's, H4) is counted exactly."""
+    if after % timedelta(days=1):
+        return invoice_date + after
+    return datetime.combine(invoice_date.date(), time(0), tzinfo=invoice_date.tzinfo) + after + timedelta(days=1)
 
 
 class OrgBillingState(BaseModel):
@@ -94,16 +104,21 @@ class OrgBillingWorkflow:
             return None
         oldest = min(self._state.unpaid.values())
         step = self._request.overdue_suspend if self._state.status == OrgStatus.ACTIVE else self._request.overdue_lock
-        return oldest + step
+        return self._overdue_from(oldest, step)
+
+    @staticmethod
+    def _overdue_from(invoice_date: datetime, after: timedelta) -> datetime:
+        return overdue_from(invoice_date, after) if workflow.patched(MORE_THAN_PATCH) else invoice_date + after
 
     async def _reconcile(self) -> None:
         """Bring the status in line with the oldest unpaid invoice (D9)."""
         if not self._state.unpaid:
             target = OrgStatus.ACTIVE
         else:
-            overdue = clock.now() - min(self._state.unpaid.values())
-            target = (OrgStatus.LOCKED if overdue >= self._request.overdue_lock else
-                      OrgStatus.SUSPENDED if overdue >= self._request.overdue_suspend else self._state.status)
+            oldest, now = min(self._state.unpaid.values()), clock.now()
+            target = (OrgStatus.LOCKED if now >= self._overdue_from(oldest, self._request.overdue_lock) else
+                      OrgStatus.SUSPENDED if now >= self._overdue_from(oldest, self._request.overdue_suspend)
+                      else self._state.status)
             if self._state.status != OrgStatus.ACTIVE and target == OrgStatus.ACTIVE:
                 target = self._state.status
         if target == self._state.status:
