@@ -17,7 +17,7 @@ import yaml
 from starter import cli
 from starter.client import BillingError
 from starter.scenario import load_yaml, parse_scenario
-from tests.scenario_harness import closed_invoices, run_scenario
+from tests.scenario_harness import run_scenario
 
 ONCE = Path(__file__).parent / "scenarios" / "notices" / "every_event_once.yaml"
 LATE = datetime(2025, 2, 11, 12, 0, tzinfo=timezone.utc)

@@ -40,9 +40,9 @@ async def test_wire_then_ach_pay_an_invoiced_bill_and_an_unpaid_one_goes_overdue
     assert _rows(output["payments"], "org", "invoice", "method", "status", "amount", "at") == [
         ("payer", january["payer"]["number"], "wire", "PAID", "400.00", "2025-02-05T10:00:00Z"),
         ("payer", january["payer"]["number"], "ach", "PAID", "600.00", "2025-02-10T10:00:00Z")]
-    # D9: the unpaid INVOICED bill is overdue like any other: suspended 30 days after its date.
+    # D9: the unpaid INVOICED bill is overdue like any other: suspended on day 31 after its date.
     assert {o["org"]: o["status"] for o in output["organizations"]} == {"payer": "ACTIVE", "late": "SUSPENDED"}
-    assert ("late", "org_suspended", "2025-03-03T00:00:00Z") in _rows(output["emails"], "org", "kind", "at")
+    assert ("late", "org_suspended", "2025-03-04T00:00:00Z") in _rows(output["emails"], "org", "kind", "at")
 
 
 async def test_operator_forgives_a_declined_invoice_with_an_audit_and_support_refunds_a_paid_one(tmp_path):
