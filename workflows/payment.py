@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
@@ -223,55 +225,59 @@ class PaymentWorkflow:
             raise ValueError(f"a payment attempt for {self._state.invoice_number} is in progress "
                              f"({self._state.status.value}): try again when it has finished")
 
-    async def _begin(self, action: str | None) -> None:
-        await workflow.wait_condition(lambda: self._request is not None)  # the run may start after the update
-        if action is not None:
-            self._open(action)
-        self._operating = True
+    @asynccontextmanager
+    async def _operation(self, action: str | None) -> AsyncIterator[None]:
+        """One operation (PAY NOW, a payment recorded, forgiveness, a refund) at a time, each on an open invoice
+        unless `action` is None, and marked as at work while it runs."""
+        async with self._lock:
+            await workflow.wait_condition(lambda: self._request is not None)  # the run may start after the update
+            if action is not None:
+                self._open(action)
+            self._operating = True
+            try:
+                yield
+            finally:
+                self._operating = False
 
     @workflow.update
     async def pay_now(self, request: PayNow) -> PaymentState:
         """SPEC G2/E2: charge the method on file on-session, the customer authenticating with the issuer, so an RBI
         mandate's cap does not apply. Each attempt has its own idempotency key <invoice>:<attempt> (M3)."""
-        async with self._lock:
-            await self._begin("pay")
-            try:
-                req = self._request
-                amount = self._state.outstanding if self._state.outstanding is not None else req.amount
-                attempt = self._state.attempts + 1
-                self._state.attempts = attempt
-                self._show(PaymentStatus.NEW, f"PAY NOW by {request.requested_by}: charging {amount} {req.currency} "
-                           f"on-session (attempt {attempt})")
-                prepared = await workflow.execute_activity_method(
-                    RbiActivities.prepare_charge, PrepareRequest(org_id=req.org_id, register_mandate=False,
-                                                                 at=clock.now()),
-                    start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
-                    retry_policy=ACTIVITY_RETRY)
-                charge_currency, fx_rate = None, None
-                if prepared.charge_currency not in (None, req.currency):
-                    fx = await workflow.execute_activity_method(
-                        FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=clock.now()),
-                        start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
-                    charge_currency, fx_rate = prepared.charge_currency, fx.rate
-                outcome = await workflow.execute_activity_method(
-                    PaymentActivities.charge_payment,
-                    ChargeRequest(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
-                                  attempt=attempt, idempotency_key=f"{req.invoice_number}:{attempt}", amount=amount,
-                                  currency=req.currency, at=clock.now(), refundable=req.refundable,
-                                  charge_currency=charge_currency, fx_rate=fx_rate, on_session=True),
-                    start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-                self._state.payments.append(outcome)
-                self._state.failure_code = outcome.failure_code
-                if outcome.status == PaymentStatus.PAID:
-                    await self._received(req, amount, f"payment_succeeded:{req.invoice_number}:{attempt}", outcome)
-                    await self._tell_origin(req, outcome)
-                else:
-                    await self._email(req, "payment_failed", f"payment_failed:{req.invoice_number}:{attempt}", outcome)
-                    self._show(outcome.status, f"PAY NOW attempt {attempt} failed ({outcome.failure_code})",
-                               waiting_for="retry" if req.mode == "charge" else "payment")
-                return self._state
-            finally:
-                self._operating = False
+        async with self._operation("pay"):
+            req = self._request
+            amount = self._state.outstanding if self._state.outstanding is not None else req.amount
+            attempt = self._state.attempts + 1
+            self._state.attempts = attempt
+            self._show(PaymentStatus.NEW, f"PAY NOW by {request.requested_by}: charging {amount} {req.currency} "
+                       f"on-session (attempt {attempt})")
+            prepared = await workflow.execute_activity_method(
+                RbiActivities.prepare_charge, PrepareRequest(org_id=req.org_id, register_mandate=False,
+                                                             at=clock.now()),
+                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=ACTIVITY_RETRY)
+            charge_currency, fx_rate = None, None
+            if prepared.charge_currency not in (None, req.currency):
+                fx = await workflow.execute_activity_method(
+                    FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=clock.now()),
+                    start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                charge_currency, fx_rate = prepared.charge_currency, fx.rate
+            outcome = await workflow.execute_activity_method(
+                PaymentActivities.charge_payment,
+                ChargeRequest(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                              attempt=attempt, idempotency_key=f"{req.invoice_number}:{attempt}", amount=amount,
+                              currency=req.currency, at=clock.now(), refundable=req.refundable,
+                              charge_currency=charge_currency, fx_rate=fx_rate, on_session=True),
+                start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            self._state.payments.append(outcome)
+            self._state.failure_code = outcome.failure_code
+            if outcome.status == PaymentStatus.PAID:
+                await self._received(req, amount, f"payment_succeeded:{req.invoice_number}:{attempt}", outcome)
+                await self._tell_origin(req, outcome)
+            else:
+                await self._email(req, "payment_failed", f"payment_failed:{req.invoice_number}:{attempt}", outcome)
+                self._show(outcome.status, f"PAY NOW attempt {attempt} failed ({outcome.failure_code})",
+                           waiting_for="retry" if req.mode == "charge" else "payment")
+            return self._state
 
     @pay_now.validator
     def _validate_pay_now(self, request: PayNow) -> None:
@@ -280,29 +286,25 @@ class PaymentWorkflow:
     @workflow.update
     async def record_payment(self, request: RecordPayment) -> PaymentState:
         """SPEC D10: a wire or ACH payment received; a partial one leaves the rest outstanding."""
-        async with self._lock:
-            await self._begin("pay")
-            try:
-                req = self._request
-                attempt = self._state.attempts + 1
-                self._state.attempts = attempt
-                outcome = await self._activity(
-                    PaymentActivities.record_manual_payment,
-                    ManualPayment(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
-                                  attempt=attempt, method=request.method, amount=request.amount, at=clock.now(),
-                                  recorded_by=request.recorded_by, reference=request.reference))
-                self._state.payments.append(outcome)
-                left = (self._state.outstanding if self._state.outstanding is not None else req.amount) - request.amount
-                self._state.outstanding = left
-                if left == 0:
-                    await self._received(req, request.amount, f"payment_succeeded:{req.invoice_number}:{attempt}",
-                                         outcome)
-                else:
-                    self._show(self._state.status, f"{request.amount} {req.currency} received by {request.method}; "
-                               f"{left} {req.currency} still to be paid", waiting_for=self._state.waiting_for)
-                return self._state
-            finally:
-                self._operating = False
+        async with self._operation("pay"):
+            req = self._request
+            attempt = self._state.attempts + 1
+            self._state.attempts = attempt
+            outcome = await self._activity(
+                PaymentActivities.record_manual_payment,
+                ManualPayment(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                              attempt=attempt, method=request.method, amount=request.amount, at=clock.now(),
+                              recorded_by=request.recorded_by, reference=request.reference))
+            self._state.payments.append(outcome)
+            left = (self._state.outstanding if self._state.outstanding is not None else req.amount) - request.amount
+            self._state.outstanding = left
+            if left == 0:
+                await self._received(req, request.amount, f"payment_succeeded:{req.invoice_number}:{attempt}",
+                                     outcome)
+            else:
+                self._show(self._state.status, f"{request.amount} {req.currency} received by {request.method}; "
+                           f"{left} {req.currency} still to be paid", waiting_for=self._state.waiting_for)
+            return self._state
 
     @record_payment.validator
     def _validate_record_payment(self, request: RecordPayment) -> None:
@@ -317,21 +319,17 @@ class PaymentWorkflow:
     @workflow.update
     async def forgive(self, request: Forgive) -> PaymentState:
         """SPEC D10: an operator forgives what is outstanding (FORGIVEN), audited: who and why."""
-        async with self._lock:
-            await self._begin("forgive")
-            try:
-                req = self._request
-                forgiven = await self._activity(
-                    PaymentActivities.forgive_invoice,
-                    Forgiveness(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
-                                reason=request.reason, forgiven_by=request.forgiven_by, at=clock.now()))
-                self._state.outstanding, self._state.forgiven, self._settled = Decimal("0"), True, True
-                await self._notify_org(req, paid=True)  # no longer overdue (D9)
-                self._show(self._state.status, f"Forgiven by {request.forgiven_by}: {forgiven.amount} "
-                           f"{forgiven.currency} ({request.reason})")
-                return self._state
-            finally:
-                self._operating = False
+        async with self._operation("forgive"):
+            req = self._request
+            forgiven = await self._activity(
+                PaymentActivities.forgive_invoice,
+                Forgiveness(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                            reason=request.reason, forgiven_by=request.forgiven_by, at=clock.now()))
+            self._state.outstanding, self._state.forgiven, self._settled = Decimal("0"), True, True
+            await self._notify_org(req, paid=True)  # no longer overdue (D9)
+            self._show(self._state.status, f"Forgiven by {request.forgiven_by}: {forgiven.amount} "
+                       f"{forgiven.currency} ({request.reason})")
+            return self._state
 
     @forgive.validator
     def _validate_forgive(self, request: Forgive) -> None:
@@ -341,20 +339,16 @@ class PaymentWorkflow:
     async def refund(self, request: Refund) -> PaymentState:
         """SPEC D10: refund the invoice's card/PayPal charges (gateway refund, one idempotency key per charge);
         D2's non-refundable charges are refused."""
-        async with self._lock:
-            await self._begin(None)
-            try:
-                req = self._request
-                refunded = await self._activity(
-                    PaymentActivities.refund_payment,
-                    RefundRequest(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
-                                  requested_by=request.requested_by, at=clock.now()))
-                known = {p.payment_id for p in self._state.payments}
-                self._state.payments += [p for p in refunded.payments if p.payment_id not in known]
-                self._show(PaymentStatus.REFUNDED, f"Refunded to the customer at the request of {request.requested_by}")
-                return self._state
-            finally:
-                self._operating = False
+        async with self._operation(None):
+            req = self._request
+            refunded = await self._activity(
+                PaymentActivities.refund_payment,
+                RefundRequest(org_id=req.org_id, invoice_id=req.invoice_id, invoice_number=req.invoice_number,
+                              requested_by=request.requested_by, at=clock.now()))
+            known = {p.payment_id for p in self._state.payments}
+            self._state.payments += [p for p in refunded.payments if p.payment_id not in known]
+            self._show(PaymentStatus.REFUNDED, f"Refunded to the customer at the request of {request.requested_by}")
+            return self._state
 
     @refund.validator
     def _validate_refund(self, request: Refund) -> None:
