@@ -25,8 +25,8 @@ from activities.support import SupportActivities
 from activities.tax import TaxActivities
 from billing import config
 from billing.config import BillingDurations
-from billing.db import Database
-from billing.gateway import PaymentGateway, SandboxGateway
+from store.db import Database
+from store.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
 from contracts.clock import ClockInterceptor
 from workflows.activation import ActivationWorkflow

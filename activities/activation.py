@@ -16,11 +16,11 @@ from activities.fx import FxRequest, rate_in_force
 from activities.invoices import _apply_credits_and_status, commitment_state_of, issue_tax_invoice
 from activities.tax import TaxActivities, TaxRequest
 from billing.activation import generate_code, grace_ends_at, hash_code, mask_code
-from billing.db import Database
+from store.db import Database
 from billing.invoicing import CLOUD_CURRENCY, last_day_of, period_end
 from billing.subscriptions import (CommitmentState, SubscriptionTerms, SubscriptionType, bill_period,
                                    count_months_billed_before_activation)
-from billing.tables import (Activation, CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
+from store.tables import (Activation, CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Subscription, UsageLine)
 from billing.tax import Product, TaxLine
 

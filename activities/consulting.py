@@ -12,10 +12,10 @@ from temporalio import activity
 
 from activities.invoices import InvoiceSummary, summarize
 from activities.tax import TaxQuote, quote
-from billing.db import Database
+from store.db import Database
 from billing.invoicing import invoice_number, period_of
 from billing.money import round_money
-from billing.tables import Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine
+from store.tables import Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine
 from billing.tax import OfflineRegistry, Product, TaxLine
 
 

@@ -14,9 +14,9 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities._context import activity_log_context
-from billing.db import Database
+from store.db import Database
 from billing.emails import billing_recipients, render
-from billing.tables import BillingProfile, EmailMessage, OrgMember, Role
+from store.tables import BillingProfile, EmailMessage, OrgMember, Role
 
 
 class SmtpSettings(BaseModel):

@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.db import Database
-from billing.tables import FxRate
+from store.db import Database
+from store.tables import FxRate
 
 
 class FxRequest(BaseModel):

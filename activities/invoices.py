@@ -23,15 +23,15 @@ from activities._context import activity_log_context
 from activities.fx import FxRequest, rate_in_force
 from activities.tax import TaxActivities, TaxRequest
 from billing.credits import CreditLineState, date_by_usage, draw_credits, usage_by_span
-from billing.cycle import cloud_invoice_key, open_cycle
-from billing.db import Database
+from store.cycle import cloud_invoice_key, open_cycle
+from store.db import Database
 from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, next_period, period_end,
                               price_usage)
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType
 from billing.settlement import ZERO, Subscribed, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
-from billing.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
+from store.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
 

@@ -14,9 +14,9 @@ from temporalio.client import Client
 from activities._context import activity_log_context
 from activities.email import EmailActivities, EmailRequest
 from billing.config import BillingDurations
-from billing.db import Database
-from billing.gateway import PaymentGateway, TokenizedMethod
-from billing.tables import Invoice, Organization, OrgStatus, Payment, PaymentMethod, PaymentStatus
+from store.db import Database
+from store.gateway import PaymentGateway, TokenizedMethod
+from store.tables import Invoice, Organization, OrgStatus, Payment, PaymentMethod, PaymentStatus
 from workflows.shared import org_billing_workflow_id
 
 # Failed, or an attempt in flight that may fail for want of authentication (a customer's retry racing F2).

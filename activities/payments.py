@@ -12,10 +12,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities._context import activity_log_context
-from billing.db import Database
-from billing.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
+from store.db import Database
+from store.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
 from billing.money import round_money
-from billing.tables import (Invoice, InvoiceForgiveness, InvoiceStatus, Payment, PaymentEvent, PaymentMethod,
+from store.tables import (Invoice, InvoiceForgiveness, InvoiceStatus, Payment, PaymentEvent, PaymentMethod,
                             PaymentStatus)
 
 FINAL = {PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION, PaymentStatus.REFUNDED,

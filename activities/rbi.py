@@ -14,9 +14,9 @@ from temporalio import activity
 from activities._context import activity_log_context
 from activities.email import EmailActivities, EmailRequest
 from activities.payments import record_invoice_outcome
-from billing.db import Database
-from billing.gateway import PaymentGateway
-from billing.tables import Invoice, InvoiceStatus, Mandate, Payment, PaymentEvent, PaymentMethod, PaymentStatus
+from store.db import Database
+from store.gateway import PaymentGateway
+from store.tables import Invoice, InvoiceStatus, Mandate, Payment, PaymentEvent, PaymentMethod, PaymentStatus
 
 MANDATE_LIMIT = Decimal("1400.00")  # SPEC E1: USD 1,400 a month
 HEARTBEAT_EVERY = 5.0  # seconds; registering a mandate may take the issuer up to 2 minutes (E1)

@@ -18,10 +18,10 @@ from temporalio.common import (SearchAttributePair, TypedSearchAttributes, Workf
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from billing.config import BillingDurations
-from billing.db import Database
+from store.db import Database
 from billing.invoicing import period_end
 from activities.payments import outstanding
-from billing.tables import Invoice, Organization
+from store.tables import Invoice, Organization
 from workflows.payment import ChargeInvoiceInput, PaymentWorkflow
 from workflows.shared import (BILLING_PERIOD, INVOICE_ID, ORG_ID, PAYMENT_STATUS, SETTLEMENT_WORKFLOW, SettleInput,
                               payment_workflow_id, settlement_workflow_id)

@@ -9,9 +9,9 @@ from sqlmodel import Session, select
 from temporalio import activity
 
 from activities._context import activity_log_context
-from billing.db import Database
+from store.db import Database
 from billing.support import PlanChange, PlanPeriod, SupportPlan, change_plan
-from billing.tables import SupportPlanPeriod
+from store.tables import SupportPlanPeriod
 
 
 class PlanChangeRequest(BaseModel):

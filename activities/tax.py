@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from sqlmodel import Session
 from temporalio.exceptions import ApplicationError
 
-from billing.db import Database
-from billing.tables import BillingProfile
+from store.db import Database
+from store.tables import BillingProfile
 from billing.tax import OfflineRegistry, Product, TaxIdRegistry, TaxLine, TaxTable, default_table, tax_lines_for
 
 

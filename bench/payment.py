@@ -44,13 +44,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import SmtpSettings
-from billing import migrate
-from billing.db import Database
-from billing.gateway import SandboxGateway
+from store import migrate
+from store.db import Database
+from store.gateway import SandboxGateway
 from billing.invoicing import CLOUD_CURRENCY, invoice_number
 from billing.logging import configure_logging
 from billing.profiles import OrganizationIn
-from billing.tables import Invoice, InvoiceStatus, PaymentStatus, SandboxCharge
+from store.tables import Invoice, InvoiceStatus, PaymentStatus, SandboxCharge
 from starter.client import BillingClient
 from worker import build_worker, install_runtime
 from workflows.shared import SEARCH_ATTRIBUTES
@@ -376,7 +376,7 @@ async def bench(opts: Options) -> None:
 
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-payment-")))
-        url = opts.database_url or f"sqlite:///{tmp / 'billing.db'}"
+        url = opts.database_url or f"sqlite:///{tmp / 'store.db'}"
         migrate.upgrade(url)
         db = Database(url)
         stack.callback(db.dispose)

@@ -100,7 +100,7 @@ from bench.payment import AcceptingHandler, dev_server_output_on_stderr, free_po
 @contextlib.contextmanager
 def fresh_database(label: str) -> Iterator[tuple[str, str]]:
     """A new PostgreSQL database migrated to head; dropped afterwards. Yields (SQLAlchemy URL, psycopg URL)."""
-    from billing import migrate
+    from store import migrate
 
     name = f"bench_settlement_{label}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
@@ -285,8 +285,8 @@ async def temporal_part(opts: Options) -> None:
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from activities.email import SmtpSettings
-    from billing.db import Database
-    from billing.gateway import SandboxGateway
+    from store.db import Database
+    from store.gateway import SandboxGateway
     from starter.client import BillingClient
     from workflows.shared import SEARCH_ATTRIBUTES
 
@@ -456,7 +456,7 @@ def e2e_part(opts: Options) -> None:
     from temporalio.testing import ActivityEnvironment
 
     from activities.invoices import InvoiceActivities, SettleInvoiceRequest
-    from billing.db import Database
+    from store.db import Database
     from billing.invoicing import last_day_of
 
     orgs = max(1, opts.lines // LINES_PER_ORG)

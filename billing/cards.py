@@ -200,3 +200,16 @@ PaymentMethodIn = Annotated[
 payment_method_adapter: TypeAdapter[CardIn | PayPalIn] = TypeAdapter(
     PaymentMethodIn, config=ConfigDict(hide_input_in_errors=True, title="PaymentMethodIn")
 )
+
+
+class TokenizedMethod(BaseModel):
+    """What the gateway gives back for a card or PayPal account: safe to store and to log."""
+
+    token: str
+    kind: str  # card | paypal
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    issuing_country: str | None = None
+    paypal_email: str | None = None

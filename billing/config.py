@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 DATA_DIR = Path(os.environ.get("BILLING_DATA_DIR", "data"))
-DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'billing.db'}"
+DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'store.db'}"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m|s)\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from billing import config, migrate
+from billing import config
+from store import migrate
 from billing.logging import configure_logging
 
 EXIT_INVALID = 2
@@ -259,8 +260,8 @@ def _tax_check(args: argparse.Namespace) -> int:
 
 
 async def _client() -> Any:
-    from billing.db import Database
-    from billing.gateway import SandboxGateway
+    from store.db import Database
+    from store.gateway import SandboxGateway
     from starter.client import BillingClient
     from worker import connect
 
@@ -274,7 +275,7 @@ async def _billing_profile(client: Any, args: argparse.Namespace) -> Any:
     import asyncio as _asyncio
 
     from billing.profiles import BillingProfileIn
-    from billing.tables import BillingProfile
+    from store.tables import BillingProfile
     from starter.client import BillingError
 
     if args.file:

@@ -22,16 +22,16 @@ from activities.payments import outstanding, refusal_to_refund
 from activities.starting import payment_operation, start_payment_workflow
 from contracts.outcomes import NothingToDo
 from billing.cards import CardIn, PayPalIn
-from billing.cycle import add_usage, open_cycle
-from billing.db import Database
-from billing.gateway import PaymentGateway, TokenizedMethod, verify_webhook
+from store.cycle import add_usage, open_cycle
+from store.db import Database
+from store.gateway import PaymentGateway, TokenizedMethod, verify_webhook
 from billing.invoicing import UsageItem, period_of
 from billing.profiles import BillingProfileIn, OrganizationIn, check_email
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from billing.support import PlanChange, SupportPlan
 from billing.activation import hash_code
 from billing.config import BillingDurations
-from billing.tables import (Activation, BillingContactChange, BillingProfile, BillingProfileChange, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
+from store.tables import (Activation, BillingContactChange, BillingProfile, BillingProfileChange, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
                             Mandate, OrgMember, Payment, PaymentMethod, Role, Subscription,
                             SupportPlanPeriod, UsageLine)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted

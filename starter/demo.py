@@ -11,7 +11,7 @@ from temporalio.service import RPCError
 
 from billing.cards import CardIn
 from billing.profiles import BillingProfileIn, OrganizationIn
-from billing.tables import UsageLine
+from store.tables import UsageLine
 from starter.client import BillingClient, BillingError, UsageIn
 from workflows.payment import PaymentWorkflow
 from workflows.shared import settlement_workflow_id

@@ -23,9 +23,10 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.email import SmtpSettings
-from billing import config, migrate
-from billing.db import Database
-from billing.gateway import SandboxGateway
+from billing import config
+from store import migrate
+from store.db import Database
+from store.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
 from starter.client import BillingClient
 from starter.demo import seed_demo

@@ -26,9 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.email import SmtpSettings
 from activities.invoices import commitment_state_of
-from billing import migrate
-from billing.db import Database
-from billing.gateway import SandboxGateway
+from store import migrate
+from store.db import Database
+from store.gateway import SandboxGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
@@ -36,7 +36,7 @@ from billing.subscriptions import SubscriptionTerms, commitment_credit_lines
 from billing.support import SupportPlan
 from contracts.clock import ClockInterceptor
 from contracts.outcomes import NothingToDo
-from billing.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
+from store.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, Subscription, SupportPlanPeriod)
 from starter.client import BillingClient, BillingError, SubscriptionIn
 from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
@@ -358,7 +358,7 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
     `history_sink`, when given, receives every workflow's history by workflow ID (replay tests, audits).
     """
     with tempfile.TemporaryDirectory(prefix="billing-sim-") as tmp:
-        url = database_url or f"sqlite:///{Path(tmp) / 'billing.db'}"
+        url = database_url or f"sqlite:///{Path(tmp) / 'store.db'}"
         await asyncio.to_thread(migrate.upgrade, url)
         db = Database(url)
         inbox = _Inbox()

@@ -19,9 +19,9 @@ from sqlmodel import SQLModel
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-import billing.tables  # noqa: F401  (registers the tables)
+import store.tables  # noqa: F401  (registers the tables)
 from activities.email import SmtpSettings
-from billing.db import Database
+from store.db import Database
 from starter.simulate import SimulatedClock
 from starter.temporal_setup import register_search_attributes
 from worker import install_runtime
@@ -84,7 +84,7 @@ def postgres() -> Iterator[PostgresDatabases]:
 def database_url(request, tmp_path, postgres) -> str:
     """An empty database of each kind: every database test runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'billing.db'}"
+        return f"sqlite:///{tmp_path / 'store.db'}"
     return postgres.create()
 
 

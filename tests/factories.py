@@ -6,9 +6,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from billing.cards import CardIn, PayPalIn, payment_method_adapter
-from billing.db import Database
-from billing.gateway import SandboxGateway
-from billing.tables import BillingProfile, Invoice, Organization, OrgMember, PaymentMethod, Role
+from store.db import Database
+from store.gateway import SandboxGateway
+from store.tables import BillingProfile, Invoice, Organization, OrgMember, PaymentMethod, Role
 
 AT = datetime(2027, 2, 1, tzinfo=timezone.utc)
 TODAY = date(2027, 1, 1)

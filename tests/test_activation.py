@@ -10,8 +10,8 @@ from email import message_from_bytes
 import pytest
 from sqlmodel import select
 
-from billing.gateway import SandboxGateway
-from billing.tables import Activation, CreditLine, Invoice, Payment
+from store.gateway import SandboxGateway
+from store.tables import Activation, CreditLine, Invoice, Payment
 from contracts.outcomes import NothingToDo
 from starter.client import BillingClient, BillingError, SubscriptionIn, UsageIn
 from tests.factories import VISA, card, org_with_method

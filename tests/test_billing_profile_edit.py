@@ -12,9 +12,9 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from billing.db import Database
-from billing.gateway import SandboxGateway
-from billing.tables import BillingContactChange, BillingProfile, BillingProfileChange
+from store.db import Database
+from store.gateway import SandboxGateway
+from store.tables import BillingContactChange, BillingProfile, BillingProfileChange
 from starter import cli
 from starter.client import BillingClient
 from starter.scenario import ScenarioError, load_yaml, parse_scenario
@@ -26,7 +26,7 @@ SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_a_vat_id_set_in_february_removes_vat_from_february_on_and_is_audited(tmp_path):
-    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
     output = await run_scenario(parse_scenario(load_yaml(SCENARIO.read_text())), database_url=url)
     taxes = {i["period"]: (i["tax"], [(t["name"], t["rate"]) for t in i["tax_lines"]]) for i in closed_invoices(output)}
     assert taxes == {"2025-01": ("19.00", [("VAT", "0.19")]), "2025-02": ("0.00", [])}

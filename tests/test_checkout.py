@@ -12,9 +12,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from sqlmodel import select
 
 from billing.cards import payment_method_adapter
-from billing.gateway import SandboxGateway
+from store.gateway import SandboxGateway
 from billing.profiles import BillingProfileIn
-from billing.tables import BillingContactChange, BillingProfile, EmailMessage, Invoice, Payment
+from store.tables import BillingContactChange, BillingProfile, EmailMessage, Invoice, Payment
 from starter.client import BillingClient, BillingError
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario

@@ -12,9 +12,9 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
-from billing import migrate
-from billing.db import Database
-from billing.tables import Invoice, Organization, Payment
+from store import migrate
+from store.db import Database
+from store.tables import Invoice, Organization, Payment
 
 AT = datetime(2027, 1, 31, 23, 59, 59, 123000, tzinfo=timezone.utc)
 

@@ -10,8 +10,8 @@ from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
 from activities.email import EmailActivities, EmailRequest, SmtpSettings
-from billing.gateway import SandboxGateway
-from billing.tables import EmailMessage
+from store.gateway import SandboxGateway
+from store.tables import EmailMessage
 from tests.conftest import free_port
 from tests.factories import org_with_method
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.gateway import IdempotencyConflict, SandboxGateway, UnknownToken
+from store.gateway import IdempotencyConflict, SandboxGateway, UnknownToken
 from tests.factories import AMEX, AT, DECLINED, INSUFFICIENT, SCA, VISA, card, paypal
 
 

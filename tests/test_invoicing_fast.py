@@ -15,7 +15,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.invoices import InvoiceActivities, SettleInvoiceRequest
 from billing.invoicing import CloudInvoiceDraft, InvoiceLineDraft, UsageItem, build_cloud_invoice, price_usage
 from billing.money import round_money
-from billing.tables import BillingProfile, Invoice, InvoiceLine, Organization, UsageLine
+from store.tables import BillingProfile, Invoice, InvoiceLine, Organization, UsageLine
 
 AT = datetime(2027, 2, 1, tzinfo=timezone.utc)
 FIELDS = ["project", "deployment", "service", "sku", "start_date", "end_date", "quantity", "unit", "unit_price"]

@@ -18,7 +18,7 @@ CVCS = ['"cvc": "123"', '"cvc": "321"', "cvc=123", "cvc=321"]
 async def test_card_numbers_never_reach_database_logs_or_histories(tmp_path):
     logs = io.StringIO()
     configure_logging("DEBUG", stream=logs)
-    database = tmp_path / "billing.db"
+    database = tmp_path / "store.db"
     histories = {}
     try:
         logging.getLogger("billing.test").info("card 4000000000000002 in a log line is masked")
@@ -28,7 +28,7 @@ async def test_card_numbers_never_reach_database_logs_or_histories(tmp_path):
         configure_logging("WARNING")
     assert [p["status"] for p in output["payments"]][-1] == "PAID"  # the run really charged the cards
 
-    raw_database = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.name.startswith("billing.db"))
+    raw_database = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.name.startswith("store.db"))
     history_json = "".join(history.to_json() for history in histories.values())
     log_text = logs.getvalue()
     assert "charge attempted" in log_text and len(histories) == 4  # the places searched are not empty

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from billing.gateway import SandboxGateway
-from billing.tables import Organization
+from store.gateway import SandboxGateway
+from store.tables import Organization
 from starter.client import BillingClient
 from tests.factories import AT, DECLINED, card, closed_invoice, org_with_method
 from worker import build_worker

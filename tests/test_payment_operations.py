@@ -12,9 +12,9 @@ from sqlmodel import select
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from billing.config import BillingDurations
-from billing.db import Database
-from billing.gateway import SandboxGateway
-from billing.tables import InvoiceForgiveness, Payment, SandboxCharge
+from store.db import Database
+from store.gateway import SandboxGateway
+from store.tables import InvoiceForgiveness, Payment, SandboxCharge
 from contracts.outcomes import NothingToDo
 from starter.client import BillingClient, BillingError
 from starter.scenario import load_scenario, load_yaml, parse_scenario
@@ -46,7 +46,7 @@ async def test_wire_then_ach_pay_an_invoiced_bill_and_an_unpaid_one_goes_overdue
 
 
 async def test_operator_forgives_a_declined_invoice_with_an_audit_and_support_refunds_a_paid_one(tmp_path):
-    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
     output = await run_scenario(load_scenario(str(SCENARIOS / "payments/forgive_and_refund.yaml")), database_url=url)
     status = {i["org"]: (i["status"], i["amount_due"]) for i in closed_invoices(output)}
     assert status == {"declined": ("FORGIVEN", "0.00"), "refunded": ("PAID", "0.00")}

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 from temporalio.client import WorkflowExecutionStatus
 
-from billing.gateway import SandboxGateway
-from billing.tables import EmailMessage, Invoice, Payment, PaymentEvent
+from store.gateway import SandboxGateway
+from store.tables import EmailMessage, Invoice, Payment, PaymentEvent
 from starter.client import BillingClient
 from tests.factories import DECLINED, SCA, VISA, card, closed_invoice, org_with_method
 from worker import build_worker

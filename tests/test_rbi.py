@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from billing.gateway import SandboxGateway, sign_webhook
-from billing.tables import Mandate, Payment
+from store.gateway import SandboxGateway, sign_webhook
+from store.tables import Mandate, Payment
 from contracts.outcomes import NothingToDo
 from starter.client import BillingClient
 from starter.scenario import load_scenario

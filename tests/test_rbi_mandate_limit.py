@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from billing.db import Database
-from billing.tables import EmailMessage, Payment, SandboxCharge
+from store.db import Database
+from store.tables import EmailMessage, Payment, SandboxCharge
 from starter.scenario import load_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 
@@ -16,7 +16,7 @@ SCENARIO = Path(__file__).parent / "scenarios/payments/india_above_mandate_pay_n
 
 
 async def test_charge_above_the_mandate_fails_with_a_reason_and_pay_now_pays_it_on_session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
     output = await run_scenario(load_scenario(str(SCENARIO)), database_url=url)
     [invoice] = closed_invoices(output)
     assert (invoice["status"], invoice["total"], invoice["amount_due"]) == ("PAID", "2000.00", "0.00")

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from billing.cards import payment_method_adapter
-from billing.gateway import SandboxGateway
-from billing.tables import EmailMessage, Organization, Payment
+from store.gateway import SandboxGateway
+from store.tables import EmailMessage, Organization, Payment
 from starter.client import BillingClient, BillingError
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 from sqlmodel import select
 
-from billing.gateway import SandboxGateway
+from store.gateway import SandboxGateway
 from billing.invoicing import period_before
-from billing.tables import Invoice
+from store.tables import Invoice
 from starter.schedules import ensure_month_end_schedule
 from tests.factories import VISA, card, org_with_method
 from worker import build_worker

@@ -12,8 +12,8 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities.invoices import InvoiceActivities, InvoiceSummary, SettleInvoiceRequest
-from billing.gateway import SandboxGateway
-from billing.tables import CreditLine, Invoice, Payment
+from store.gateway import SandboxGateway
+from store.tables import CreditLine, Invoice, Payment
 from starter.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
 from starter.scenario import load_scenario
 from tests.scenario_harness import closed_invoices, run_scenario

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.consulting import CartRequest, ConsultingActivities, ConsultingInvoiceRequest
     from activities.email import EmailActivities, EmailRequest
     from activities.starting import StartingActivities
-    from billing.gateway import TokenizedMethod
+    from billing.cards import TokenizedMethod
     from billing.tax import TaxLine
     from workflows.payment import ChargeInvoiceInput, PaymentNotice
 

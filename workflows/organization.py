@@ -19,8 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts import clock
     from activities.organization import (AttachRequest, InvoiceNotice, OrganizationActivities, OrgRef,
                                          StatusChange)
-    from billing.gateway import TokenizedMethod
-    from billing.tables import OrgStatus
+    from billing.cards import TokenizedMethod
+    from billing.statuses import OrgStatus
     from workflows.payment import PaymentWorkflow, RetryRequest
     from workflows.shared import ORG_STATUS, payment_workflow_id
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
                                      RefundRequest)
     from activities.organization import InvoiceNotice, OrganizationActivities
     from activities.rbi import IssuerOutcome, PaymentRef, PrepareRequest, RbiActivities
-    from billing.tables import PaymentStatus
+    from billing.statuses import PaymentStatus
     from workflows.shared import PAYMENT_STATUS, PAYMENT_WAITING_FOR
 
 RBI_PATCH = "rbi-payments"  # histories recorded before India payments replay without the new steps

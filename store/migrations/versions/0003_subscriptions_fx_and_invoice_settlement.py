@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:42:30.485243
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0003'
@@ -21,8 +21,8 @@ def upgrade() -> None:
     op.create_table('fx_rates',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-    sa.Column('rate', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('effective_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('rate', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('effective_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('currency', 'effective_at')
     )
@@ -32,13 +32,13 @@ def upgrade() -> None:
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
     sa.Column('term_start', sa.Date(), nullable=False),
     sa.Column('term_months', sa.Integer(), nullable=False),
-    sa.Column('commitment', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('commitment', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('bank', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('cumulative_usage', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('cumulative_billed', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('bank', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('cumulative_usage', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('cumulative_billed', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('months_billed', sa.Integer(), nullable=False),
     sa.Column('last_period', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
@@ -49,9 +49,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('billing_mode', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False))
-        batch_op.add_column(sa.Column('credits_applied', billing.db.ExactDecimal(precision=20, scale=6), nullable=False))
-        batch_op.add_column(sa.Column('invoiced', billing.db.ExactDecimal(precision=20, scale=6), nullable=False))
-        batch_op.add_column(sa.Column('fx_rate', billing.db.ExactDecimal(precision=20, scale=6), nullable=True))
+        batch_op.add_column(sa.Column('credits_applied', store.db.ExactDecimal(precision=20, scale=6), nullable=False))
+        batch_op.add_column(sa.Column('invoiced', store.db.ExactDecimal(precision=20, scale=6), nullable=False))
+        batch_op.add_column(sa.Column('fx_rate', store.db.ExactDecimal(precision=20, scale=6), nullable=True))
         batch_op.add_column(sa.Column('cloud_invoice_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('explanation', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True))
         batch_op.create_foreign_key('fk_invoices_cloud_invoice_id', 'invoices', ['cloud_invoice_id'], ['id'])

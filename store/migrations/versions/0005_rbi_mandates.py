@@ -7,7 +7,7 @@ Create Date: 2026-11-22 05:03:15.880526
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0005'
@@ -21,10 +21,10 @@ def upgrade() -> None:
     op.create_table('sandbox_mandates',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('limit_usd', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('limit_usd', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', billing.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sandbox_mandates', schema=None) as batch_op:
@@ -37,10 +37,10 @@ def upgrade() -> None:
     sa.Column('gateway_mandate_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('registration_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('limit', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('limit', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-    sa.Column('registered_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', billing.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('registered_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.ForeignKeyConstraint(['payment_method_id'], ['payment_methods.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -52,10 +52,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table('sandbox_charges', schema=None) as batch_op:
         batch_op.add_column(sa.Column('mandate_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-        batch_op.add_column(sa.Column('usd_amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=True))
-        batch_op.add_column(sa.Column('settles_at', billing.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('usd_amount', store.db.ExactDecimal(precision=20, scale=6), nullable=True))
+        batch_op.add_column(sa.Column('settles_at', store.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('requires_authorization', sa.Boolean(), nullable=False))
-        batch_op.add_column(sa.Column('authorized_at', billing.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('authorized_at', store.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('webhook_sent', sa.Boolean(), nullable=False))
 
     # ### end Alembic commands ###

@@ -4,45 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from sqlalchemy import Column, Date, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from billing.db import ExactDecimal, UTCDateTime
-
-
-class Role(StrEnum):
-    ORG_OWNER = "ORG_OWNER"
-    ORG_BILLING_ADMIN = "ORG_BILLING_ADMIN"
-
-
-class OrgStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    SUSPENDED = "SUSPENDED"
-    LOCKED = "LOCKED"
-
-
-class InvoiceStatus(StrEnum):  # SPEC D8
-    PENDING = "PENDING"
-    CLOSED = "CLOSED"
-    PAID = "PAID"
-    FAILED = "FAILED"
-    FREE = "FREE"
-    PREPAID = "PREPAID"
-    INVOICED = "INVOICED"
-    FORGIVEN = "FORGIVEN"
-
-
-class PaymentStatus(StrEnum):  # SPEC D8
-    NEW = "NEW"
-    PROCESSING = "PROCESSING"
-    PAID = "PAID"
-    FAILED = "FAILED"
-    FAILED_AUTHENTICATION = "FAILED_AUTHENTICATION"
-    PENDING_REVERSAL = "PENDING_REVERSAL"
-    REFUNDED = "REFUNDED"
-    CANCELLED = "CANCELLED"
+from billing.statuses import InvoiceStatus, OrgStatus, PaymentStatus, Role  # noqa: F401  (the columns' values)
+from store.db import ExactDecimal, UTCDateTime
 
 
 def _ts(**kw) -> object:

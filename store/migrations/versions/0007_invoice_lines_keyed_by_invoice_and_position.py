@@ -12,7 +12,7 @@ Create Date: 2026-11-22 08:10:00
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0007'
@@ -34,10 +34,10 @@ def _columns() -> list[sa.Column]:
         sa.Column('sku', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column('start_date', sa.Date(), nullable=False),
         sa.Column('end_date', sa.Date(), nullable=False),
-        sa.Column('quantity', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+        sa.Column('quantity', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
         sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column('unit_price', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-        sa.Column('amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+        sa.Column('unit_price', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+        sa.Column('amount', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     ]
 
 

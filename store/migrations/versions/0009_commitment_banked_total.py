@@ -10,7 +10,7 @@ Create Date: 2026-12-02 05:00:00
 """
 from alembic import op
 import sqlalchemy as sa
-import billing.db
+import store.db
 
 
 revision = '0009'
@@ -21,7 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('banked_total', billing.db.ExactDecimal(precision=20, scale=6), nullable=False,
+        batch_op.add_column(sa.Column('banked_total', store.db.ExactDecimal(precision=20, scale=6), nullable=False,
                                       server_default='0'))
 
 

@@ -15,23 +15,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from billing.cards import CardIn, PayPalIn
-from billing.db import Database
+from billing.cards import CardIn, PayPalIn, TokenizedMethod
+from store.db import Database
 from billing.money import round_money
-from billing.tables import SandboxCharge, SandboxMandate, SandboxToken
-
-
-class TokenizedMethod(BaseModel):
-    """What the gateway gives back for a card or PayPal account: safe to store and to log."""
-
-    token: str
-    kind: str  # card | paypal
-    brand: str | None = None
-    last4: str | None = None
-    exp_month: int | None = None
-    exp_year: int | None = None
-    issuing_country: str | None = None
-    paypal_email: str | None = None
+from store.tables import SandboxCharge, SandboxMandate, SandboxToken
 
 
 class ChargeResult(BaseModel):

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, bindparam, select, update
 
 from billing.invoicing import CLOUD_CURRENCY, invoice_number, price_usage
-from billing.tables import Invoice, InvoiceStatus, UsageLine
+from store.tables import Invoice, InvoiceStatus, UsageLine
 
 ZERO = Decimal("0.00")
 _INVOICES = Invoice.__table__

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:20:17.783007
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0001'
@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('sandbox_charges',
@@ -30,12 +30,12 @@ def upgrade() -> None:
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('amount', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
     sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('failure_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('refund_of', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key')
     )
@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('last4', sqlmodel.sql.sqltypes.AutoString(length=4), nullable=True),
     sa.Column('issuing_country', sqlmodel.sql.sqltypes.AutoString(length=2), nullable=True),
     sa.Column('authenticated', sa.Boolean(), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('token')
     )
     op.create_table('billing_profiles',
@@ -65,7 +65,7 @@ def upgrade() -> None:
     sa.Column('tax_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('billing_email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('only_invoice_emails', sa.Boolean(), nullable=False),
-    sa.Column('updated_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.PrimaryKeyConstraint('org_id')
     )
@@ -74,8 +74,8 @@ def upgrade() -> None:
     sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('used', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('amount', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('used', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
@@ -93,8 +93,8 @@ def upgrade() -> None:
     sa.Column('recipients', sa.Text(), nullable=False),
     sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', billing.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
@@ -113,13 +113,13 @@ def upgrade() -> None:
     sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-    sa.Column('usage', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('billed_usage', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('tax', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('total', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('amount_due', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('paid_at', billing.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('usage', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('billed_usage', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('tax', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('total', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('amount_due', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('paid_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key'),
@@ -152,7 +152,7 @@ def upgrade() -> None:
     sa.Column('issuing_country', sqlmodel.sql.sqltypes.AutoString(length=2), nullable=True),
     sa.Column('paypal_email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token')
@@ -170,9 +170,9 @@ def upgrade() -> None:
     sa.Column('sku', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
-    sa.Column('quantity', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('quantity', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('unit_price', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('unit_price', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -189,10 +189,10 @@ def upgrade() -> None:
     sa.Column('sku', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
-    sa.Column('quantity', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('quantity', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('unit_price', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('unit_price', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('amount', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -208,14 +208,14 @@ def upgrade() -> None:
     sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('payment_method_id', sa.Integer(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-    sa.Column('amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('amount', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-    sa.Column('fx_rate', billing.db.ExactDecimal(precision=20, scale=6), nullable=True),
+    sa.Column('fx_rate', store.db.ExactDecimal(precision=20, scale=6), nullable=True),
     sa.Column('refundable', sa.Boolean(), nullable=False),
     sa.Column('failure_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('gateway_charge_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.ForeignKeyConstraint(['payment_method_id'], ['payment_methods.id'], ),
@@ -233,7 +233,7 @@ def upgrade() -> None:
     sa.Column('payment_id', sa.Integer(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
     sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-    sa.Column('at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

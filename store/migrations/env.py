@@ -3,8 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import billing.tables  # noqa: F401  (registers the tables on the metadata)
-from billing.db import make_engine
+import store.tables  # noqa: F401  (registers the tables on the metadata)
+from store.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

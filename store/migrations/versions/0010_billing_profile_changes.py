@@ -7,7 +7,7 @@ Create Date: 2026-12-02 04:40:00
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0010'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('changed_by', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-    sa.Column('at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('changes', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.PrimaryKeyConstraint('id')

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 05:40:01.000049
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0006'
@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('changed_by', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-    sa.Column('at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('old_billing_email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('new_billing_email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('old_only_invoice_emails', sa.Boolean(), nullable=False),
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.Column('end_date', sa.Date(), nullable=True),
     sa.Column('trial_ends', sa.Date(), nullable=True),
     sa.Column('billing_stopped', sa.Date(), nullable=True),
-    sa.Column('recorded_at', billing.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

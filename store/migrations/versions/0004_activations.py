@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:54:28.633672
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0004'
@@ -26,10 +26,10 @@ def upgrade() -> None:
     sa.Column('issued', sa.Integer(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('first_usage_on', sa.Date(), nullable=True),
-    sa.Column('grace_ends_at', billing.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('grace_ends_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('grace_expired', sa.Boolean(), nullable=False),
-    sa.Column('created_at', billing.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('applied_at', billing.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('applied_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], ),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], ),
     sa.PrimaryKeyConstraint('id'),

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:35:49.044703
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import billing.db
+import store.db
 
 
 revision = '0002'
@@ -23,8 +23,8 @@ def upgrade() -> None:
     sa.Column('invoice_id', sa.Integer(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-    sa.Column('rate', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
-    sa.Column('amount', billing.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('rate', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
+    sa.Column('amount', store.db.ExactDecimal(precision=20, scale=6), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
