@@ -37,7 +37,7 @@ from workflows.organization import OrgBillingWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.settlement import SettlementWorkflow
 from workflows.support_plan import SupportPlanWorkflow
-from workflows.shared import TASK_QUEUE
+from contracts.flows import TASK_QUEUE
 
 WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow, RegisterMandateWorkflow,
              OrgBillingWorkflow, CheckoutWorkflow, SupportPlanWorkflow]

@@ -23,53 +23,7 @@ from billing.subscriptions import (CommitmentState, SubscriptionTerms, Subscript
 from store.tables import (Activation, CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Subscription, UsageLine)
 from billing.tax import Product, TaxLine
-
-
-class IssueCodeRequest(BaseModel):
-    org_id: str
-    subscription_id: int
-    issue: int  # 1 for the code sent at purchase, then 2, 3, ... for each re-issue through support
-    grace: timedelta
-    at: datetime
-
-
-class IssuedCode(BaseModel):
-    code_hash: str
-    issue: int
-
-
-class FirstUsageRequest(BaseModel):
-    org_id: str
-    subscription_id: int
-    grace: timedelta
-
-
-class GraceWindow(BaseModel):
-    first_usage_on: date | None
-    grace_ends_at: datetime | None
-
-
-class OrgSubscription(BaseModel):
-    org_id: str
-    subscription_id: int
-    at: datetime
-
-
-class HeldInvoice(BaseModel):
-    invoice_id: int
-    number: str
-    period: str
-    amount_due: Decimal
-    currency: str
-
-
-class GraceOutcome(BaseModel):
-    to_charge: list[HeldInvoice]  # charged to the card, non-refundable (D2)
-
-
-class ActivationOutcome(BaseModel):
-    to_charge: list[HeldInvoice]  # what the subscription's credits leave of months held during the grace period
-    subscription_type: str
+from contracts.activation import IssueCodeRequest, IssuedCode, FirstUsageRequest, GraceWindow, OrgSubscription, HeldInvoice, GraceOutcome, ActivationOutcome  # noqa: F401
 
 
 def _activation(s: Session, subscription_id: int) -> Activation:

@@ -17,23 +17,7 @@ from billing.invoicing import invoice_number, period_of
 from billing.money import round_money
 from store.tables import Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine
 from billing.tax import OfflineRegistry, Product, TaxLine
-
-
-class CartRequest(BaseModel):
-    amount: Decimal
-    country: str
-    state: str
-    tax_id: str | None = None
-    at: datetime
-
-
-class ConsultingInvoiceRequest(BaseModel):
-    org_id: str
-    purchase_id: str
-    level: str
-    amount: Decimal
-    tax_lines: list[TaxLine]
-    at: datetime
+from contracts.consulting import CartRequest, ConsultingInvoiceRequest  # noqa: F401
 
 
 class ConsultingActivities:

@@ -17,6 +17,7 @@ from activities._context import activity_log_context
 from store.db import Database
 from billing.emails import billing_recipients, render
 from store.tables import BillingProfile, EmailMessage, OrgMember, Role
+from contracts.email import EmailRequest, EmailReceipt  # noqa: F401
 
 
 class SmtpSettings(BaseModel):
@@ -24,20 +25,6 @@ class SmtpSettings(BaseModel):
     port: int = 8025
     sender: str = os.environ.get("BILLING_EMAIL_FROM", "billing@billing.local")
     timeout_seconds: float = 10.0
-
-
-class EmailRequest(BaseModel):
-    key: str  # business key, e.g. "payment_failed:INV-202701-000001:1": a retried activity sends once
-    org_id: str
-    kind: str
-    data: dict[str, str] = {}
-    at: datetime
-
-
-class EmailReceipt(BaseModel):
-    key: str
-    recipients: list[str]
-    subject: str
 
 
 class EmailActivities:

@@ -12,17 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from store.db import Database
 from store.tables import FxRate
-
-
-class FxRequest(BaseModel):
-    currency: str
-    at: datetime
-
-
-class FxQuote(BaseModel):
-    currency: str
-    rate: Decimal
-    effective_at: datetime | None = None
+from contracts.fx import FxRequest, FxQuote  # noqa: F401
 
 
 class FxActivities:

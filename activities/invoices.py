@@ -34,41 +34,7 @@ from billing.support import PlanPeriod
 from store.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
-
-
-class TaxInvoiceSummary(BaseModel):
-    invoice_id: int
-    number: str
-    currency: str
-    total: Decimal
-    amount_due: Decimal
-    fx_rate: Decimal | None = None
-
-
-class InvoiceSummary(BaseModel):
-    invoice_id: int
-    number: str
-    org_id: str
-    period: str
-    kind: str
-    status: str
-    currency: str
-    billed_usage: Decimal = Decimal("0")
-    tax: Decimal = Decimal("0")
-    total: Decimal = Decimal("0")
-    amount_due: Decimal = Decimal("0")
-    created: bool = False  # False when the invoice already existed (a re-run settlement)
-    billing_mode: str = "card"
-    taxable: bool = True  # marketplace taxes are the cloud provider's (seed 004)
-    tax_invoice_currency: str | None = None  # set when the subscription gets a tax invoice (D5)
-    refundable: bool = True  # False for charges made because an activation code came too late (D2)
-    tax_invoice: TaxInvoiceSummary | None = None
-
-
-class SettleInvoiceRequest(BaseModel):
-    org_id: str
-    period: str  # YYYY-MM
-    at: datetime
+from contracts.invoices import TaxInvoiceSummary, InvoiceSummary, SettleInvoiceRequest  # noqa: F401
 
 
 _USAGE_SQL = ("SELECT project, service, quantity, unit_price, id, start_date, end_date FROM usage_lines "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from pydantic import BaseModel
 from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
@@ -15,43 +14,14 @@ from activities._context import activity_log_context
 from activities.email import EmailActivities, EmailRequest
 from billing.config import BillingDurations
 from store.db import Database
-from store.gateway import PaymentGateway, TokenizedMethod
+from store.gateway import PaymentGateway
 from store.tables import Invoice, Organization, OrgStatus, Payment, PaymentMethod, PaymentStatus
-from workflows.shared import org_billing_workflow_id
+from contracts.flows import org_billing_workflow_id  # noqa: F401
+from contracts.start import start_org_billing
+from contracts.organization import AttachRequest, Attached, OrgRef, StatusChange, InvoiceNotice  # noqa: F401
 
 # Failed, or an attempt in flight that may fail for want of authentication (a customer's retry racing F2).
 TO_COLLECT = (PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION, PaymentStatus.NEW)
-
-
-class AttachRequest(BaseModel):
-    org_id: str
-    method: TokenizedMethod
-    authenticate: bool
-    at: datetime
-
-
-class Attached(BaseModel):
-    authenticated: bool
-
-
-class OrgRef(BaseModel):
-    org_id: str
-
-
-class StatusChange(BaseModel):
-    org_id: str
-    status: OrgStatus
-    invoices: list[str]
-    at: datetime
-
-
-class InvoiceNotice(BaseModel):
-    """A payment workflow tells its organization's workflow that an invoice is unpaid, or paid."""
-
-    org_id: str
-    invoice: str
-    paid: bool
-    since: datetime | None = None  # the invoice's date, overdue counts from it (D9); filled in from the database
 
 
 class OrganizationActivities:
@@ -122,24 +92,3 @@ class OrganizationActivities:
     def _invoice_date(self, number: str) -> datetime:
         with self.db.session() as s:
             return s.exec(select(Invoice.created_at).where(Invoice.number == number)).one()
-
-
-async def start_org_billing(client: Client, task_queue: str, org_id: str, durations: BillingDurations,
-                            **signal: object) -> None:
-    """Start the organization's workflow if it is not running (with a signal: signal-with-start)."""
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
-    from workflows.organization import OrgBillingInput, OrgBillingWorkflow
-    from workflows.shared import ORG_ID, ORG_STATUS
-
-    try:
-        await client.start_workflow(
-            OrgBillingWorkflow.run, OrgBillingInput(org_id=org_id, overdue_suspend=durations.overdue_suspend,
-                                                    overdue_lock=durations.overdue_lock),
-            id=org_billing_workflow_id(org_id), task_queue=task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
-                                                     SearchAttributePair(ORG_STATUS, "ACTIVE")]),
-            static_summary=f"Billing of organization {org_id}: payment method, SCA, overdue invoices", **signal)
-    except WorkflowAlreadyStartedError:
-        pass

@@ -17,38 +17,11 @@ from store.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, Paym
 from billing.money import round_money
 from store.tables import (Invoice, InvoiceForgiveness, InvoiceStatus, Payment, PaymentEvent, PaymentMethod,
                             PaymentStatus)
+from contracts.payments import ChargeRequest, ChargeOutcome, ManualPayment, Forgiveness, Forgiven, RefundRequest, Refunded  # noqa: F401
 
 FINAL = {PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION, PaymentStatus.REFUNDED,
          PaymentStatus.CANCELLED}
 SETTLED_OR_PENDING = FINAL | {PaymentStatus.PROCESSING, PaymentStatus.PENDING_REVERSAL}
-
-
-class ChargeRequest(BaseModel):
-    org_id: str
-    invoice_id: int
-    invoice_number: str
-    attempt: int  # our attempt number, never Temporal's activity attempt
-    idempotency_key: str
-    amount: Decimal
-    currency: str
-    at: datetime
-    refundable: bool = True
-    charge_currency: str | None = None  # India-issued cards are charged in INR (SPEC E3)
-    fx_rate: Decimal | None = None  # USD -> charge currency, from the fx activity when PROCESSING begins
-    on_session: bool = False  # PAY NOW: the customer is present and authenticates (SPEC G2, E2)
-
-
-class ChargeOutcome(BaseModel):
-    payment_id: int
-    attempt: int
-    status: PaymentStatus
-    method: str
-    amount: Decimal
-    currency: str
-    failure_code: str | None = None
-    charge_id: str | None = None
-    fx_rate: Decimal | None = None
-    requires_authorization: bool = False
 
 
 def _outcome(payment: Payment, requires_authorization: bool = False) -> ChargeOutcome:
@@ -94,46 +67,6 @@ def apply_payment(s, invoice: Invoice, amount: Decimal, at: datetime) -> None:
         tax_invoice.amount_due = max(tax_invoice.amount_due - round_money(amount * rate, tax_invoice.currency),
                                      Decimal("0"))
         s.add(tax_invoice)
-
-
-class ManualPayment(BaseModel):
-    """SPEC D10: a wire transfer or ACH payment received for an invoice, recorded by its payment workflow."""
-
-    org_id: str
-    invoice_id: int
-    invoice_number: str
-    attempt: int
-    method: str  # wire | ach
-    amount: Decimal
-    at: datetime
-    recorded_by: str = "operator"
-    reference: str | None = None  # the bank's reference, kept in the payment's history
-
-
-class Forgiveness(BaseModel):
-    org_id: str
-    invoice_id: int
-    invoice_number: str
-    reason: str
-    forgiven_by: str
-    at: datetime
-
-
-class Forgiven(BaseModel):
-    amount: Decimal
-    currency: str
-
-
-class RefundRequest(BaseModel):
-    org_id: str
-    invoice_id: int
-    invoice_number: str
-    requested_by: str
-    at: datetime
-
-
-class Refunded(BaseModel):
-    payments: list[ChargeOutcome]  # the REFUNDED rows, one per refunded charge
 
 
 def refusal_to_refund(payments: list[Payment]) -> str | None:

@@ -17,38 +17,10 @@ from activities.payments import record_invoice_outcome
 from store.db import Database
 from store.gateway import PaymentGateway
 from store.tables import Invoice, InvoiceStatus, Mandate, Payment, PaymentEvent, PaymentMethod, PaymentStatus
+from contracts.rbi import PrepareRequest, PreparedCharge, MandateRequest, PaymentRef, IssuerOutcome  # noqa: F401
 
 MANDATE_LIMIT = Decimal("1400.00")  # SPEC E1: USD 1,400 a month
 HEARTBEAT_EVERY = 5.0  # seconds; registering a mandate may take the issuer up to 2 minutes (E1)
-
-
-class PrepareRequest(BaseModel):
-    org_id: str
-    register_mandate: bool  # SPEC E1/E5: retrying a payment registers a new mandate
-    at: datetime
-
-
-class PreparedCharge(BaseModel):
-    method: str | None
-    charge_currency: str | None = None  # INR for India-issued cards (E3)
-    mandate_registered: bool = False
-
-
-class MandateRequest(BaseModel):
-    org_id: str
-    at: datetime
-
-
-class PaymentRef(BaseModel):
-    payment_id: int
-    at: datetime
-
-
-class IssuerOutcome(BaseModel):
-    payment_id: int
-    succeeded: bool
-    failure_code: str | None = None
-    at: datetime
 
 
 class RbiActivities:

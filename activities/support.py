@@ -12,12 +12,7 @@ from activities._context import activity_log_context
 from store.db import Database
 from billing.support import PlanChange, PlanPeriod, SupportPlan, change_plan
 from store.tables import SupportPlanPeriod
-
-
-class PlanChangeRequest(BaseModel):
-    org_id: str
-    plan: SupportPlan
-    at: datetime
+from contracts.support import PlanChangeRequest  # noqa: F401
 
 
 def load_periods(s: Session, org_id: str) -> list[SupportPlanPeriod]:

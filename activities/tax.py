@@ -16,22 +16,7 @@ from temporalio.exceptions import ApplicationError
 from store.db import Database
 from store.tables import BillingProfile
 from billing.tax import OfflineRegistry, Product, TaxIdRegistry, TaxLine, TaxTable, default_table, tax_lines_for
-
-
-class TaxRequest(BaseModel):
-    org_id: str
-    product: Product
-    amount: Decimal
-    currency: str
-    on: date  # the last day of the invoiced period: the rate in force then applies
-
-
-class TaxQuote(BaseModel):
-    country: str
-    subdivision: str | None
-    tax_id_valid: bool
-    lines: list[TaxLine]
-    tax: Decimal
+from contracts.tax import TaxRequest, TaxQuote  # noqa: F401
 
 
 def quote(*, country: str, subdivision: str | None, tax_id: str | None, product: Product, amount: Decimal,

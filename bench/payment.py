@@ -53,7 +53,7 @@ from billing.profiles import OrganizationIn
 from store.tables import Invoice, InvoiceStatus, PaymentStatus, SandboxCharge
 from starter.client import BillingClient
 from worker import build_worker, install_runtime
-from workflows.shared import SEARCH_ATTRIBUTES
+from contracts.flows import SEARCH_ATTRIBUTES
 
 CARD = "4242424242424242"
 POLL_INTERVAL = 0.002  # seconds between two reads of the payments table

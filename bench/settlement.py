@@ -237,7 +237,7 @@ def cpu_since(before: dict[str, float], count: int) -> str:
 async def run_bare(client: Client, count: int) -> tuple[float, float]:
     """Workflows per second, and this process's CPU seconds per workflow: start `count` bare workflows
     (START_CONCURRENCY at a time, as month-end starts settlements), then await them all."""
-    from workflows.shared import BILLING_PERIOD, ORG_ID
+    from contracts.flows import BILLING_PERIOD, ORG_ID
 
     run = uuid.uuid4().hex[:6]
 
@@ -258,7 +258,7 @@ def product_worker(client: Client, db, gateway, smtp, settings: dict[str, int]) 
     """worker.build_worker, or (with --worker KEY=VALUE) a Worker with the same workflows and activities and the
     same settings except those given; `activity_threads` sizes the activity thread pool."""
     import worker as product
-    from workflows.shared import TASK_QUEUE
+    from contracts.flows import TASK_QUEUE
 
     if not settings:
         return product.build_worker(client, db, gateway, smtp), "worker.build_worker as shipped"
@@ -288,7 +288,7 @@ async def temporal_part(opts: Options) -> None:
     from store.db import Database
     from store.gateway import SandboxGateway
     from starter.client import BillingClient
-    from workflows.shared import SEARCH_ATTRIBUTES
+    from contracts.flows import SEARCH_ATTRIBUTES
 
     print(f"\n1. Month-end settlement on the dev server: {opts.orgs} organizations")
     compile_project()

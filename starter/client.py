@@ -17,9 +17,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.organization import start_org_billing
+from contracts.start import payment_operation, start_org_billing, start_payment_workflow
 from activities.payments import outstanding, refusal_to_refund
-from activities.starting import payment_operation, start_payment_workflow
 from contracts.outcomes import NothingToDo
 from billing.cards import CardIn, PayPalIn
 from store.cycle import add_usage, open_cycle
@@ -43,8 +42,8 @@ from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
 from workflows.payment import (ChargeInvoiceInput, Forgive, GatewayOutcome, PaymentState, PaymentWorkflow, PayNow,
                                RecordPayment, Refund, RetryRequest)
 from workflows.settlement import SettlementWorkflow
-from workflows.shared import SettleResult
-from workflows.shared import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
+from contracts.flows import SettleResult
+from contracts.flows import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
                               activation_workflow_id, org_billing_workflow_id, payment_workflow_id,
                               settlement_workflow_id)
 

@@ -14,7 +14,7 @@ from billing.profiles import BillingProfileIn, OrganizationIn
 from store.tables import UsageLine
 from starter.client import BillingClient, BillingError, UsageIn
 from workflows.payment import PaymentWorkflow
-from workflows.shared import settlement_workflow_id
+from contracts.flows import settlement_workflow_id
 
 DEMO_ORGS = ("demo", "demo-declined")
 REST_TIMEOUT = timedelta(seconds=60)

@@ -9,7 +9,7 @@ from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow, Sc
                                ScheduleRange, ScheduleSpec, ScheduleUpdate, ScheduleUpdateInput)
 
 from workflows.month_end import MonthEndInput, MonthEndWorkflow
-from workflows.shared import TASK_QUEUE
+from contracts.flows import TASK_QUEUE
 
 MONTH_END_SCHEDULE_ID = "month-end"
 

@@ -50,7 +50,7 @@ from workflows.checkout import CheckoutWorkflow
 from workflows.support_plan import SupportPlanWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.organization import OrgBillingWorkflow
-from workflows.shared import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
+from contracts.flows import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
 

@@ -8,7 +8,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.shared import SEARCH_ATTRIBUTES
+from contracts.flows import SEARCH_ATTRIBUTES
 
 
 def dev_server_flags() -> list[str]:

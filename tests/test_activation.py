@@ -18,7 +18,7 @@ from tests.factories import VISA, card, org_with_method
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
 from workflows.payment import PaymentWorkflow
-from workflows.shared import ACTIVATION_STATUS, GRACE_ENDS_AT, payment_workflow_id
+from contracts.flows import ACTIVATION_STATUS, GRACE_ENDS_AT, payment_workflow_id
 
 JAN_1 = datetime(2027, 1, 1, tzinfo=timezone.utc)
 

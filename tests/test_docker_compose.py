@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from starter.temporal_setup import type_name
-from workflows.shared import SEARCH_ATTRIBUTES
+from contracts.flows import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

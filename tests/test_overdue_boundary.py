@@ -14,7 +14,7 @@ from tests.factories import AT, DECLINED, card, closed_invoice, org_with_method
 from worker import build_worker
 from workflows.organization import OrgBillingWorkflow, overdue_from
 from workflows.payment import PaymentWorkflow
-from workflows.shared import org_billing_workflow_id
+from contracts.flows import org_billing_workflow_id
 
 INVOICE_DATE = AT  # closed_invoice() issues its invoice on 1 February 2027, 00:00 UTC
 JUST_BEFORE = timedelta(hours=23, minutes=59)

@@ -15,7 +15,7 @@ from starter.client import BillingClient
 from tests.factories import DECLINED, SCA, VISA, card, closed_invoice, org_with_method
 from worker import build_worker
 from workflows.payment import PaymentWorkflow, RetryRequest
-from workflows.shared import PAYMENT_STATUS, PAYMENT_WAITING_FOR
+from contracts.flows import PAYMENT_STATUS, PAYMENT_WAITING_FOR
 
 
 class CrashAfterCharge(SandboxGateway):

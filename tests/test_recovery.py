@@ -19,7 +19,7 @@ from tests.factories import SCA, card, closed_invoice, org_with_method
 from worker import build_worker
 from workflows.organization import OrgBillingWorkflow
 from workflows.payment import PaymentWorkflow
-from workflows.shared import ORG_STATUS, org_billing_workflow_id
+from contracts.flows import ORG_STATUS, org_billing_workflow_id
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "recovery"
 FEB_1 = datetime(2027, 2, 1, tzinfo=timezone.utc)

@@ -14,7 +14,7 @@ from tests.factories import VISA, card, org_with_method
 from worker import build_worker
 from workflows.month_end import MonthEndWorkflow
 from workflows.settlement import SettlementWorkflow
-from workflows.shared import settlement_workflow_id
+from contracts.flows import settlement_workflow_id
 
 
 async def test_month_end_schedule_fires_on_the_first_and_settles_every_organization(dev_env, db, smtp, task_queue):

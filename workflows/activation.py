@@ -17,13 +17,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
-    from activities.activation import (ActivationActivities, FirstUsageRequest, HeldInvoice, IssueCodeRequest,
+    from contracts.activation import (ActivationActivities, FirstUsageRequest, HeldInvoice, IssueCodeRequest,
                                        OrgSubscription)
-    from activities.email import EmailActivities, EmailRequest
-    from activities.starting import StartingActivities
+    from contracts.email import EmailActivities, EmailRequest
+    from contracts.starting import StartingActivities
     from billing.activation import days_left, grace_ends_at
-    from workflows.payment import ChargeInvoiceInput
-    from workflows.shared import ACTIVATION_STATUS, GRACE_ENDS_AT
+    from contracts.payments import ChargeInvoiceInput
+    from contracts.flows import ACTIVATION_STATUS, GRACE_ENDS_AT
 
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RETRY}

@@ -17,12 +17,12 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
-    from activities.consulting import CartRequest, ConsultingActivities, ConsultingInvoiceRequest
-    from activities.email import EmailActivities, EmailRequest
-    from activities.starting import StartingActivities
+    from contracts.consulting import CartRequest, ConsultingActivities, ConsultingInvoiceRequest
+    from contracts.email import EmailActivities, EmailRequest
+    from contracts.starting import StartingActivities
     from billing.cards import TokenizedMethod
     from billing.tax import TaxLine
-    from workflows.payment import ChargeInvoiceInput, PaymentNotice
+    from contracts.payments import ChargeInvoiceInput, PaymentNotice
 
 ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 

@@ -10,7 +10,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
-    from activities.rbi import MandateRequest, RbiActivities
+    from contracts.rbi import MandateRequest, RbiActivities
 
 
 class RegisterMandateInput(BaseModel):

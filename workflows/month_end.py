@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
-    from activities.starting import StartSettlementsRequest, StartingActivities
+    from contracts.starting import StartSettlementsRequest, StartingActivities
     from billing.invoicing import period_before
 
 PAGES_PER_RUN = 20

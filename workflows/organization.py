@@ -16,13 +16,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.organization import OrgBillingState, OrgBillingInput, PaymentMethodUpdate, PaymentMethodUpdated  # noqa: F401
     from contracts import clock
-    from activities.organization import (AttachRequest, InvoiceNotice, OrganizationActivities, OrgRef,
+    from contracts.organization import (AttachRequest, InvoiceNotice, OrganizationActivities, OrgRef,
                                          StatusChange)
     from billing.cards import TokenizedMethod
     from billing.statuses import OrgStatus
     from workflows.payment import PaymentWorkflow, RetryRequest
-    from workflows.shared import ORG_STATUS, payment_workflow_id
+    from contracts.flows import ORG_BILLING_WORKFLOW, ORG_STATUS, payment_workflow_id
 
 ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 COLLECTION_WAIT = timedelta(minutes=10)  # how long an update waits for the retried payments to report back
@@ -39,34 +40,7 @@ def overdue_from(invoice_date: datetime, after: timedelta) -> datetime:
     return datetime.combine(invoice_date.date(), time(0), tzinfo=invoice_date.tzinfo) + after + timedelta(days=1)
 
 
-class OrgBillingState(BaseModel):
-    status: OrgStatus = OrgStatus.ACTIVE
-    unpaid: dict[str, datetime] = {}  # invoice number -> invoice date
-    settled: dict[str, bool | None] = {}  # invoices retried by an update -> paid? (None: not reported yet)
-    events: int = 0
-
-
-class OrgBillingInput(BaseModel):
-    org_id: str
-    overdue_suspend: timedelta = timedelta(days=30)  # SPEC D9, H4
-    overdue_lock: timedelta = timedelta(days=60)
-    state: OrgBillingState | None = None  # carried over continue-as-new
-
-
-class PaymentMethodUpdate(BaseModel):
-    method: TokenizedMethod  # tokenized at the edge: no card number reaches the history (A6)
-    authenticate: bool = False
-    requested_by: str = "customer"
-
-
-class PaymentMethodUpdated(BaseModel):
-    authenticated: bool
-    retried: list[str]  # failed payments charged again (F2)
-    collected: int  # of those, how many are now PAID
-    still_failed: list[str]
-
-
-@workflow.defn
+@workflow.defn(name=ORG_BILLING_WORKFLOW)
 class OrgBillingWorkflow:
     @workflow.init
     def __init__(self, request: OrgBillingInput) -> None:

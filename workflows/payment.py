@@ -15,15 +15,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.payments import ChargeInvoiceInput, PaymentNotice, RetryRequest, PayNow, RecordPayment, Forgive, Refund, GatewayOutcome, PaymentState  # noqa: F401
     from contracts import clock
-    from activities.email import EmailActivities, EmailRequest
-    from activities.fx import FxActivities, FxRequest
-    from activities.payments import (ChargeOutcome, ChargeRequest, Forgiveness, ManualPayment, PaymentActivities,
+    from contracts.email import EmailActivities, EmailRequest
+    from contracts.fx import FxActivities, FxRequest
+    from contracts.payments import (ChargeOutcome, ChargeRequest, Forgiveness, ManualPayment, PaymentActivities,
                                      RefundRequest)
-    from activities.organization import InvoiceNotice, OrganizationActivities
-    from activities.rbi import IssuerOutcome, PaymentRef, PrepareRequest, RbiActivities
+    from contracts.organization import InvoiceNotice, OrganizationActivities
+    from contracts.rbi import IssuerOutcome, PaymentRef, PrepareRequest, RbiActivities
     from billing.statuses import PaymentStatus
-    from workflows.shared import PAYMENT_STATUS, PAYMENT_WAITING_FOR
+    from contracts.flows import PAYMENT_STATUS, PAYMENT_WAITING_FOR, PAYMENT_WORKFLOW
 
 RBI_PATCH = "rbi-payments"  # histories recorded before India payments replay without the new steps
 OVERDUE_PATCH = "overdue-tracking"  # likewise for telling the organization's workflow about unpaid invoices
@@ -34,84 +35,7 @@ ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inte
                              non_retryable_error_types=["UnknownToken", "IdempotencyConflict"])
 
 
-class ChargeInvoiceInput(BaseModel):
-    org_id: str
-    invoice_id: int
-    invoice_number: str
-    period: str
-    amount: Decimal
-    currency: str
-    refundable: bool = True  # SPEC D2: charges for usage after a missed activation grace period are not
-    rbi_authorization_window: timedelta = timedelta(days=5)  # SPEC E4, H4
-    notify_workflow_id: str | None = None  # a workflow to tell of each outcome (a Flex Consulting checkout)
-    # charge: charge the method on file now (card-billed invoices). await: charge nothing; the invoice is unpaid
-    # (INVOICED under a subscription, D10) until PAY NOW, a wire/ACH payment or forgiveness. serve: nothing is
-    # outstanding; the run carries out the operation it was started with (a refund) and ends.
-    mode: Literal["charge", "await", "serve"] = "charge"
-    previous_attempts: int = 0  # attempts already made on this invoice by earlier runs: keys go on from there
-
-
-class PaymentNotice(BaseModel):
-    invoice: str
-    status: str
-
-
-class RetryRequest(BaseModel):
-    requested_by: str = "customer"
-
-
-class PayNow(BaseModel):
-    """SPEC G2/E2: the customer pays on-session with the method on file (authenticating with the issuer)."""
-
-    requested_by: str = "customer"
-
-
-class RecordPayment(BaseModel):
-    """SPEC D10: a wire transfer or ACH payment received, in the invoice's currency."""
-
-    method: Literal["wire", "ach"]
-    amount: Decimal = Field(gt=0)
-    recorded_by: str = "operator"
-    reference: str | None = None
-
-
-class Forgive(BaseModel):
-    reason: str
-    forgiven_by: str = "operator"
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a forgiveness needs a reason (it is audited)")
-        return value.strip()
-
-
-class Refund(BaseModel):
-    requested_by: str = "support"
-
-
-class GatewayOutcome(BaseModel):
-    """A verified gateway webhook, relayed by the starter (the issuer settled a PROCESSING charge)."""
-
-    charge_id: str
-    succeeded: bool
-    failure_code: str | None = None
-    event_id: str
-
-
-class PaymentState(BaseModel):
-    invoice_number: str
-    status: PaymentStatus
-    attempts: int
-    failure_code: str | None = None
-    waiting_for: str | None = None  # what the workflow waits for, in words an operator reads
-    payments: list[ChargeOutcome] = []
-    outstanding: Decimal | None = None  # what is still to be paid (None: the amount being charged)
-    forgiven: bool = False
-
-
-@workflow.defn
+@workflow.defn(name=PAYMENT_WORKFLOW)
 class PaymentWorkflow:
     def __init__(self) -> None:
         self._state: PaymentState | None = None

@@ -10,11 +10,11 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
-    from activities.email import EmailActivities, EmailRequest
-    from activities.invoices import InvoiceActivities, SettleInvoiceRequest
-    from activities.starting import StartingActivities
-    from workflows.payment import ChargeInvoiceInput
-    from workflows.shared import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
+    from contracts.email import EmailActivities, EmailRequest
+    from contracts.invoices import InvoiceActivities, SettleInvoiceRequest
+    from contracts.starting import StartingActivities
+    from contracts.payments import ChargeInvoiceInput
+    from contracts.flows import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
 
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Database work runs as local activities: no server round trip each, which is what lets 10,000

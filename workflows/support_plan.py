@@ -12,8 +12,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import clock
-    from activities.email import EmailActivities, EmailRequest
-    from activities.support import PlanChangeRequest, SupportActivities
+    from contracts.email import EmailActivities, EmailRequest
+    from contracts.support import PlanChangeRequest, SupportActivities
     from billing.support import PlanChange, SupportPlan
 
 ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}

@@ -1,11 +1,11 @@
-"""Names shared by workflows, worker and starter: the task queue, search attributes and workflow IDs."""
+"""Names shared by workflows, activities and starters: the task queue, search attributes, workflow types and IDs."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
-from activities.invoices import InvoiceSummary
+from contracts.invoices import InvoiceSummary
 
 TASK_QUEUE = "billing"
 
@@ -40,7 +40,10 @@ def activation_workflow_id(org_id: str, subscription_id: int) -> str:
     return f"activation-{org_id}-{subscription_id}"
 
 
+# Workflow types, for starting a workflow without importing it (contracts sit below the workflows).
 SETTLEMENT_WORKFLOW = "SettlementWorkflow"
+PAYMENT_WORKFLOW = "PaymentWorkflow"
+ORG_BILLING_WORKFLOW = "OrgBillingWorkflow"
 
 
 class SettleInput(BaseModel):
