@@ -24,6 +24,7 @@ from store.tables import (Activation, CreditLine, EmailMessage, Invoice, Invoice
                             Subscription, UsageLine)
 from billing.tax import Product, TaxLine
 from contracts.activation import IssueCodeRequest, IssuedCode, FirstUsageRequest, GraceWindow, OrgSubscription, HeldInvoice, GraceOutcome, ActivationOutcome  # noqa: F401
+from billing.statuses import BillingMode
 
 
 def _activation(s: Session, subscription_id: int) -> Activation:
@@ -31,7 +32,7 @@ def _activation(s: Session, subscription_id: int) -> Activation:
 
 
 def _held(s: Session, org_id: str) -> list[Invoice]:
-    return list(s.exec(select(Invoice).where(Invoice.org_id == org_id, Invoice.billing_mode == "activation_hold",
+    return list(s.exec(select(Invoice).where(Invoice.org_id == org_id, Invoice.billing_mode == BillingMode.ACTIVATION_HOLD,
                                              Invoice.kind == "cloud").order_by(Invoice.id)))
 
 
@@ -76,7 +77,7 @@ class ActivationActivities:
             state = count_months_billed_before_activation(terms, state, {}, terms.period_of_month(index - 1))
             extra = support.get(invoice.id, Decimal("0"))  # the support line (B1) is never billed under D1
             usage = invoice.usage - extra
-            if terms.type in _COMMITMENTS and invoice.billing_mode == "activation_hold":
+            if terms.type in _COMMITMENTS and invoice.billing_mode == BillingMode.ACTIVATION_HOLD:
                 state = self._bill_held_month(s, invoice, terms, state, usage, extra, at)
             else:
                 state = count_months_billed_before_activation(
@@ -109,7 +110,7 @@ class ActivationActivities:
             invoice.tax = sum((line.amount for line in tax_lines), Decimal("0"))
             invoice.total = billed + invoice.tax
             invoice.explanation = billing.explanation
-        invoice.billing_mode = "subscription"
+        invoice.billing_mode = BillingMode.SUBSCRIPTION
         _apply_credits_and_status(s, invoice, at, amount=invoice.total - invoice.credits_applied,
                                   key="credits:activation")
         s.add(invoice)
@@ -182,7 +183,7 @@ class ActivationActivities:
             s.add(activation)
             held = _held(s, request.org_id)
             for invoice in held:
-                invoice.billing_mode = "grace_charge"
+                invoice.billing_mode = BillingMode.GRACE_CHARGE
                 s.add(invoice)
             log.info("activation grace period ended without a code", invoices=[i.number for i in held])
             return GraceOutcome(to_charge=[_held_summary(i) for i in held if i.amount_due > 0])
@@ -212,8 +213,10 @@ class ActivationActivities:
                 s.add(CreditLine(org_id=request.org_id, position=0, kind="prepaid", amount=subscription.commitment,
                                  start_date=subscription.term_start, end_date=terms.term_end()))
                 s.flush()
-            mode = {SubscriptionType.MONTHLY_COMMITMENT: "subscription", SubscriptionType.FLEX_COMMITMENT: "subscription",
-                    SubscriptionType.MARKETPLACE: "marketplace"}.get(SubscriptionType(subscription.type), "card")
+            mode = {SubscriptionType.MONTHLY_COMMITMENT: BillingMode.SUBSCRIPTION,
+                    SubscriptionType.FLEX_COMMITMENT: BillingMode.SUBSCRIPTION,
+                    SubscriptionType.MARKETPLACE: BillingMode.MARKETPLACE}.get(SubscriptionType(subscription.type),
+                                                                              BillingMode.CARD)
             to_charge = []
             for invoice in _held(s, request.org_id):
                 invoice.billing_mode = mode

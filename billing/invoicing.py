@@ -132,3 +132,8 @@ def period_end(period: str) -> datetime:
 
 def invoice_number(period: str, invoice_id: int) -> str:
     return f"INV-{period.replace('-', '')}-{invoice_id:06d}"
+
+
+def tax_invoice_number(period: str, invoice_id: int) -> str:
+    """The tax invoice restating a cloud invoice (D5) is numbered in the same sequence, TAX- for INV-."""
+    return f"TAX-{period.replace('-', '')}-{invoice_id:06d}"

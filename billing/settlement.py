@@ -19,6 +19,7 @@ from billing.money import round_money
 from billing.subscriptions import CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period
 from billing.support import PlanPeriod, SupportLine, support_charges
 from billing.tax import TaxLine
+from billing.statuses import BillingMode
 
 ZERO = Decimal("0")
 
@@ -81,7 +82,7 @@ def status_of(total: Decimal, remainder: Decimal, billing_mode: str) -> tuple[st
         return "FREE", ZERO, ZERO
     if remainder == 0:
         return "PREPAID", ZERO, ZERO
-    if billing_mode in ("subscription", "marketplace"):
+    if billing_mode in (BillingMode.SUBSCRIPTION, BillingMode.MARKETPLACE):
         return "INVOICED", remainder, ZERO
     return "CLOSED", ZERO, remainder
 
@@ -90,11 +91,12 @@ def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str
     """D6: how what credits leave is settled. D2: while an activation code is awaited, card charges are held
     (`activation` "pending"), and after the grace period they are made non-refundable ("expired")."""
     if billing.invoiced_under_subscription:
-        return "marketplace" if sub is not None and sub.terms.type == SubscriptionType.MARKETPLACE else "subscription"
+        return (BillingMode.MARKETPLACE if sub is not None and sub.terms.type == SubscriptionType.MARKETPLACE
+                else BillingMode.SUBSCRIPTION)
     if activation == "pending":
-        return "activation_hold"
+        return BillingMode.ACTIVATION_HOLD
     if activation == "expired":
-        return "grace_charge"
+        return BillingMode.GRACE_CHARGE
     return "card"
 
 
@@ -110,7 +112,7 @@ def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support:
     support_lines = support_charges(list(support), period, priced.usage) if support else []
     support_total = sum((line.amount for line in support_lines), ZERO)
     usage, billed = priced.usage + support_total, billing.billed_usage + support_total
-    tax_lines = tax_for(billed) if mode != "marketplace" else []  # the marketplace taxes its own invoice (seed 004)
+    tax_lines = tax_for(billed) if BillingMode(mode).taxable else []  # the marketplace taxes its own invoice (seed 004)
     tax = sum((line.amount for line in tax_lines), ZERO)
     total = billed + tax
 

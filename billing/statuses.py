@@ -36,3 +36,25 @@ class PaymentStatus(StrEnum):  # SPEC D8
     PENDING_REVERSAL = "PENDING_REVERSAL"
     REFUNDED = "REFUNDED"
     CANCELLED = "CANCELLED"
+
+
+class BillingMode(StrEnum):
+    """How an invoice's billed amount is settled (D1, D2, D6)."""
+
+    CARD = "card"  # charged to the payment method on file
+    SUBSCRIPTION = "subscription"  # billed under the subscription: the tax invoice is paid by transfer (INVOICED)
+    MARKETPLACE = "marketplace"  # invoiced through the cloud marketplace, which taxes it (no tax invoice)
+    ACTIVATION_HOLD = "activation_hold"  # D2: the card charge waits while the activation code may still be applied
+    GRACE_CHARGE = "grace_charge"  # D2: the code came too late: charged to the card, non-refundable
+
+    @property
+    def charged_to_card(self) -> bool:
+        return self in (BillingMode.CARD, BillingMode.GRACE_CHARGE)
+
+    @property
+    def taxable(self) -> bool:
+        return self is not BillingMode.MARKETPLACE
+
+    @property
+    def refundable(self) -> bool:
+        return self is not BillingMode.GRACE_CHARGE

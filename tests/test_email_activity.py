@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.email import EmailActivities, EmailRequest, SmtpSettings
 from store.gateway import SandboxGateway
 from store.tables import EmailMessage
-from tests.conftest import free_port
+from starter.processes import free_port
 from tests.factories import org_with_method
 
 AT = datetime(2027, 2, 1, tzinfo=timezone.utc)

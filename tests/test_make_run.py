@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from starter.processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL = Path(sys.executable).parent / "temporal"
 READY_EVENT = "billing engine ready"
@@ -20,12 +22,6 @@ SERVER_EVENTS = ("temporal dev server started", "temporal dev server reused")
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 POLL_TIMEOUT = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _records(log_file: Path) -> list[dict]:
@@ -117,7 +113,7 @@ def _interrupt(process: subprocess.Popen, server_pid: int, log_file: Path) -> No
 
 
 def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None:
-    port, ui_port, smtp_port = _free_port(), _free_port(), _free_port()
+    port, ui_port, smtp_port = free_port(), free_port(), free_port()
     data = tmp_path / "data"
     # The embedded defaults, whatever the developer's shell points at.
     env = {k: v for k, v in os.environ.items()
@@ -167,7 +163,7 @@ def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None
 
 def _environment(data: Path) -> tuple[dict[str, str], int, int, int]:
     """The embedded defaults on free ports and a data directory of the test's own."""
-    port, ui_port, smtp_port = _free_port(), _free_port(), _free_port()
+    port, ui_port, smtp_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
     env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),

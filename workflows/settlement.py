@@ -15,11 +15,11 @@ with workflow.unsafe.imports_passed_through():
     from contracts.starting import StartingActivities
     from contracts.payments import ChargeInvoiceInput
     from contracts.flows import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
+    from billing.statuses import BillingMode
 
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Database work runs as local activities: no server round trip each, which is what lets 10,000
 # organizations settle at more than the rate of a bare three-activity workflow.
-CARD_MODES = ("card", "grace_charge")  # grace_charge: the code came too late, charged non-refundable (D2)
 INVOICED_PATCH = "invoiced-payment-workflow"  # settlements recorded before it started no workflow for INVOICED
 LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
 
@@ -56,7 +56,7 @@ class SettlementWorkflow:
             workflow.set_current_details(f"Invoice {invoice.number} is INVOICED: payment workflow {started.workflow_id} "
                                          "waits for the transfer")
             return SettleResult(invoice=invoice, payment_workflow_id=started.workflow_id)
-        if invoice.amount_due <= 0 or invoice.billing_mode not in CARD_MODES:
+        if invoice.amount_due <= 0 or not BillingMode(invoice.billing_mode).charged_to_card:
             workflow.set_current_details(f"Invoice {invoice.number} is {invoice.status}: nothing to charge to a card")
             return SettleResult(invoice=invoice)
         # The payment outlives the settlement, so it is its own workflow, started by business key.
