@@ -3,10 +3,9 @@ end the grace period, and activate the subscription."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlmodel import Session, func, select
 from temporalio import activity
 

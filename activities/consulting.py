@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
@@ -16,7 +14,7 @@ from store.db import Database
 from billing.invoicing import invoice_number, period_of
 from billing.money import round_money
 from store.tables import Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine
-from billing.tax import OfflineRegistry, Product, TaxLine
+from billing.tax import OfflineRegistry, Product
 from contracts.consulting import CartRequest, ConsultingInvoiceRequest  # noqa: F401
 
 

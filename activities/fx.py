@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError

@@ -11,7 +11,6 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, Integer, Row, bindparam, insert, literal, update

@@ -15,8 +15,8 @@ from activities.email import EmailActivities, EmailRequest
 from billing.config import BillingDurations
 from store.db import Database
 from store.gateway import PaymentGateway
+from store.queries import active_payment_methods
 from store.tables import Invoice, Organization, OrgStatus, Payment, PaymentMethod, PaymentStatus
-from contracts.flows import org_billing_workflow_id  # noqa: F401
 from contracts.start import start_org_billing
 from contracts.organization import AttachRequest, Attached, OrgRef, StatusChange, InvoiceNotice  # noqa: F401
 
@@ -42,8 +42,7 @@ class OrganizationActivities:
                 self.gateway.authenticate(request.method.token)
             with self.db.session() as s:
                 if s.exec(select(PaymentMethod).where(PaymentMethod.token == request.method.token)).first() is None:
-                    for old in s.exec(select(PaymentMethod).where(PaymentMethod.org_id == request.org_id,
-                                                                  PaymentMethod.active == True)):  # noqa: E712
+                    for old in active_payment_methods(s, request.org_id):
                         old.active = False
                         s.add(old)
                     s.add(PaymentMethod(org_id=request.org_id, created_at=request.at, **request.method.model_dump()))

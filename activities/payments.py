@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
@@ -15,6 +14,7 @@ from activities._context import activity_log_context
 from store.db import Database
 from store.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
 from billing.money import round_money
+from store.queries import active_payment_method
 from store.tables import (Invoice, InvoiceForgiveness, InvoiceStatus, Payment, PaymentEvent, PaymentMethod,
                             PaymentStatus)
 from contracts.payments import ChargeRequest, ChargeOutcome, ManualPayment, Forgiveness, Forgiven, RefundRequest, Refunded  # noqa: F401
@@ -120,9 +120,7 @@ class PaymentActivities:
             with self.db.session() as s:
                 payment = s.exec(select(Payment).where(Payment.idempotency_key == request.idempotency_key)).first()
                 if payment is None:
-                    method = s.exec(select(PaymentMethod).where(PaymentMethod.org_id == request.org_id,
-                                                                PaymentMethod.active == True)  # noqa: E712
-                                    .order_by(PaymentMethod.id.desc())).first()
+                    method = active_payment_method(s, request.org_id)
                     amount, currency = request.amount, request.currency
                     if request.charge_currency not in (None, request.currency):
                         # SPEC E3: converted once, at the rate in force as the payment moves to PROCESSING.

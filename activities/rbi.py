@@ -7,7 +7,6 @@ import asyncio
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlmodel import select
 from temporalio import activity
 
@@ -16,6 +15,7 @@ from activities.email import EmailActivities, EmailRequest
 from activities.payments import record_invoice_outcome
 from store.db import Database
 from store.gateway import PaymentGateway
+from store.queries import active_payment_method
 from store.tables import Invoice, InvoiceStatus, Mandate, Payment, PaymentEvent, PaymentMethod, PaymentStatus
 from contracts.rbi import PrepareRequest, PreparedCharge, MandateRequest, PaymentRef, IssuerOutcome  # noqa: F401
 
@@ -70,9 +70,7 @@ class RbiActivities:
 
     def _method(self, org_id: str) -> PaymentMethod | None:
         with self.db.session() as s:
-            return s.exec(select(PaymentMethod).where(PaymentMethod.org_id == org_id,
-                                                      PaymentMethod.active == True)  # noqa: E712
-                          .order_by(PaymentMethod.id.desc())).first()
+            return active_payment_method(s, org_id)
 
     def _mandate_by_key(self, key: str) -> Mandate | None:
         with self.db.session() as s:

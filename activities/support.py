@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 
-from pydantic import BaseModel
 from sqlmodel import Session, select
 from temporalio import activity
 
 from activities._context import activity_log_context
 from store.db import Database
-from billing.support import PlanChange, PlanPeriod, SupportPlan, change_plan
+from billing.support import PlanChange, PlanPeriod, change_plan
 from store.tables import SupportPlanPeriod
 from contracts.support import PlanChangeRequest  # noqa: F401
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from pydantic import BaseModel
 from sqlmodel import Session
 from temporalio.exceptions import ApplicationError
 
 from store.db import Database
 from store.tables import BillingProfile
-from billing.tax import OfflineRegistry, Product, TaxIdRegistry, TaxLine, TaxTable, default_table, tax_lines_for
+from billing.tax import OfflineRegistry, Product, TaxIdRegistry, TaxTable, default_table, tax_lines_for
 from contracts.tax import TaxRequest, TaxQuote  # noqa: F401
 
 

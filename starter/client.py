@@ -30,6 +30,7 @@ from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from billing.support import PlanChange, SupportPlan
 from billing.activation import hash_code
 from billing.config import BillingDurations
+from store.queries import active_payment_method
 from store.tables import (Activation, BillingContactChange, BillingProfile, BillingProfileChange, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
                             Mandate, OrgMember, Payment, PaymentMethod, Role, Subscription,
                             SupportPlanPeriod, UsageLine)
@@ -337,9 +338,7 @@ class BillingClient:
             profile = s.get(BillingProfile, org_id)
             if profile is None:
                 raise BillingError(f"unknown organization {org_id!r}")
-            method = s.exec(select(PaymentMethod).where(PaymentMethod.org_id == org_id,
-                                                        PaymentMethod.active == True)  # noqa: E712
-                            .order_by(PaymentMethod.id.desc())).first()
+            method = active_payment_method(s, org_id)
         return profile, None if method is None else TokenizedMethod.model_validate(method, from_attributes=True)
 
     async def set_support_plan(self, org_id: str, plan: SupportPlan, trial_ends: date | None = None) -> None:
