@@ -6,14 +6,12 @@ import asyncio
 from datetime import date, datetime, timedelta
 
 from sqlmodel import select
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError
 
 from billing.cards import CardIn
 from billing.profiles import BillingProfileIn, OrganizationIn
 from store.tables import UsageLine
 from starter.client import BillingClient, BillingError, UsageIn
-from workflows.payment import PaymentWorkflow
+from starter.idle import wait_until_at_rest
 from contracts.flows import settlement_workflow_id
 
 DEMO_ORGS = ("demo", "demo-declined")
@@ -73,17 +71,6 @@ def _has_usage(billing: BillingClient, org_id: str, period: str) -> bool:
     return row is not None
 
 
-async def _at_rest(billing: BillingClient, workflow_id: str) -> None:
-    """Wait until a payment workflow is done or waits for a retry, so its e-mail has gone out."""
-    handle = billing.temporal.get_workflow_handle(workflow_id)
-    try:
-        await handle.execute_update(PaymentWorkflow.wait_idle)
-    except RPCError:
-        # Updates are refused once the workflow has completed, which is also at rest.
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            raise
-
-
 async def seed_demo(billing: BillingClient, now: datetime) -> list[str]:
     """Create the demo organizations, record last month's usage and settle it; safe to run on every start."""
     start, end = previous_month(now)
@@ -100,10 +87,10 @@ async def seed_demo(billing: BillingClient, now: datetime) -> list[str]:
     results = await asyncio.gather(*(billing.settle(org_id, period) for org_id in DEMO_ORGS))
     payments = [r.payment_workflow_id for r in results if r.payment_workflow_id]
     try:
-        await asyncio.wait_for(asyncio.gather(*(_at_rest(billing, wid) for wid in payments)),
-                               REST_TIMEOUT.total_seconds())
-    except TimeoutError:
+        # At rest: done, or waiting for a retry, so their e-mails have gone out.
+        await wait_until_at_rest(billing.temporal, payments, REST_TIMEOUT)
+    except TimeoutError as err:
         seconds = REST_TIMEOUT.total_seconds()
         raise RuntimeError(f"the demo's payment workflows {payments} did not come to rest within {seconds:.0f} s; "
-                           "an activity keeps failing (is the SMTP server reachable?)") from None
+                           f"an activity keeps failing (is the SMTP server reachable?): {err}") from None
     return [settlement_workflow_id(org_id, period) for org_id in DEMO_ORGS] + payments

@@ -17,8 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from sqlmodel import select
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -38,6 +37,7 @@ from contracts.outcomes import NothingToDo
 from store.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, Subscription, SupportPlanPeriod)
 from starter.client import BillingClient, BillingError, SubscriptionIn
+from starter.idle import wait_until_at_rest
 from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
                               ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
                               ReversePayment, RevokeMandate, Scenario, SetBillingContact, SetBillingProfile,
@@ -45,11 +45,6 @@ from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEve
 from starter.processes import binary, free_port
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
-from workflows.activation import ActivationWorkflow
-from workflows.checkout import CheckoutWorkflow
-from workflows.support_plan import SupportPlanWorkflow
-from workflows.payment import PaymentWorkflow
-from workflows.organization import OrgBillingWorkflow
 from contracts.flows import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
@@ -297,33 +292,21 @@ class Simulation:
         return perform
 
     async def _settle_down(self) -> None:
-        """Wait until every running workflow rests on something outside itself (a signal, a timer)."""
-        for workflow_id in self.checkout_workflows:  # a confirmed checkout issues its invoice and starts its payment
-            handle = self.client.get_workflow_handle(workflow_id)
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await self._idle(handle, CheckoutWorkflow.wait_idle)
-        self.payment_workflows = list(dict.fromkeys(self.payment_workflows + await asyncio.to_thread(self._payments)))
-        for workflow_id, idle in ([(w, PaymentWorkflow.wait_idle) for w in self.payment_workflows]
-                                  + [(w, ActivationWorkflow.wait_idle) for w in self.activation_workflows]
-                                  + [(org_billing_workflow_id(o), OrgBillingWorkflow.wait_idle)
-                                     for o in self.created_orgs]
-                                  + [(w, SupportPlanWorkflow.wait_idle) for w in self.support_workflows]):
-            handle = self.client.get_workflow_handle(workflow_id)
-            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-                continue
-            await self._idle(handle, idle)
-        for workflow_id in self.checkout_workflows:  # the purchase confirmation follows the payment
-            handle = self.client.get_workflow_handle(workflow_id)
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await self._idle(handle, CheckoutWorkflow.wait_idle)
-
-    async def _idle(self, handle, idle) -> None:
-        try:
-            await asyncio.wait_for(handle.execute_update(idle), IDLE_TIMEOUT.total_seconds())
-        except (RPCError, WorkflowUpdateFailedError):
-            # It finished between the two calls: a finished workflow is at rest too.
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                raise
+        """Wait until every running workflow rests on something outside itself (a signal, a timer): read from
+        their histories (starter/idle.py), with no hook in the workflows."""
+        while True:
+            # A confirmed checkout issues its invoice and starts its payment, which the database then names.
+            await wait_until_at_rest(self.client, self.checkout_workflows, IDLE_TIMEOUT)
+            self.payment_workflows = list(dict.fromkeys(self.payment_workflows
+                                                        + await asyncio.to_thread(self._payments)))
+            await wait_until_at_rest(self.client, self.payment_workflows + self.activation_workflows
+                                     + [org_billing_workflow_id(o) for o in self.created_orgs]
+                                     + self.support_workflows
+                                     + self.checkout_workflows,  # the purchase confirmation follows the payment
+                                     IDLE_TIMEOUT)
+            # Meanwhile an activation may have started a payment (its grace charge): wait for that one too.
+            if set(await asyncio.to_thread(self._payments)) <= set(self.payment_workflows):
+                return
 
     def _payments(self) -> list[str]:
         """Payment workflows started by others (an activation's grace charge), found by business key."""

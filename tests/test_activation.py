@@ -14,6 +14,7 @@ from store.gateway import SandboxGateway
 from store.tables import Activation, CreditLine, Invoice, Payment
 from contracts.outcomes import NothingToDo
 from starter.client import BillingClient, BillingError, SubscriptionIn, UsageIn
+from starter.idle import wait_until_at_rest
 from tests.factories import VISA, card, org_with_method
 from worker import build_worker
 from workflows.activation import ActivationWorkflow
@@ -52,9 +53,7 @@ class World:
 
     async def idle(self) -> None:
         if hasattr(self, "workflow_id"):
-            handle = self.env.client.get_workflow_handle(self.workflow_id)
-            if (await handle.describe()).status.name == "RUNNING":
-                await handle.execute_update(ActivationWorkflow.wait_idle)
+            await wait_until_at_rest(self.env.client, [self.workflow_id])
 
     async def month_end(self, period: str) -> None:
         await self.billing.run_month_end(period)

@@ -16,11 +16,13 @@ from store.gateway import SandboxGateway
 from billing.profiles import BillingProfileIn
 from store.tables import BillingContactChange, BillingProfile, EmailMessage, Invoice, Payment
 from starter.client import BillingClient, BillingError
+from starter.idle import wait_until_at_rest
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from tests.factories import DECLINED, VISA, card, org_with_method
 from worker import build_worker
 from workflows.checkout import CheckoutWorkflow
+from contracts.flows import payment_workflow_id
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "support"
 
@@ -100,7 +102,11 @@ async def test_an_abandoned_cart_ends_with_nothing_charged(time_skipping_env, db
 async def test_a_declined_card_fails_the_purchase_until_a_retry_pays(shop):
     org_with_method(shop.db, shop.gateway, card(DECLINED))
     handle = await shop.billing.buy_flex_consulting("acme", "standard", Decimal("5000.00"))
-    state = await handle.execute_update(CheckoutWorkflow.wait_idle)
+    client = shop.env.client
+    await wait_until_at_rest(client, [handle.id])  # the invoice is issued and its payment started
+    invoice = (await handle.query(CheckoutWorkflow.state)).invoice
+    await wait_until_at_rest(client, [handle.id, payment_workflow_id(invoice)])  # the outcome has reached the cart
+    state = await handle.query(CheckoutWorkflow.state)
     assert state.payment_status == "FAILED"
     with shop.db.session() as s:
         kinds = [m.kind for m in s.exec(select(EmailMessage))]

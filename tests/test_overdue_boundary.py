@@ -10,9 +10,10 @@ import pytest
 from store.gateway import SandboxGateway
 from store.tables import Organization
 from starter.client import BillingClient
+from starter.idle import wait_until_at_rest
 from tests.factories import AT, DECLINED, card, closed_invoice, org_with_method
 from worker import build_worker
-from workflows.organization import OrgBillingWorkflow, overdue_from
+from workflows.organization import overdue_from
 from workflows.payment import PaymentWorkflow
 from contracts.flows import org_billing_workflow_id
 
@@ -25,8 +26,7 @@ SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # t
 
 async def _status_after(env, db, days: int, plus: timedelta = timedelta(0)) -> str:
     await env.sleep(INVOICE_DATE + timedelta(days=days) + plus - await env.get_current_time())
-    await env.client.get_workflow_handle_for(OrgBillingWorkflow.run, org_billing_workflow_id("acme")).execute_update(
-        OrgBillingWorkflow.wait_idle)
+    await wait_until_at_rest(env.client, [org_billing_workflow_id("acme")])
     with db.session() as s:
         return s.get(Organization, "acme").status
 
@@ -38,7 +38,8 @@ async def _declined_invoice(env, db, gateway, task_queue, first_charge: datetime
     billing = BillingClient(env.client, db, gateway, clock=env.get_current_time, task_queue=task_queue)
     invoice = closed_invoice(db, total="10.00", period="2027-01")
     handle = await billing.charge_invoice(invoice.number)
-    assert (await handle.execute_update(PaymentWorkflow.wait_idle)).status == "FAILED"
+    await wait_until_at_rest(env.client, [handle.id])
+    assert (await handle.query(PaymentWorkflow.state)).status == "FAILED"
 
 
 @SQLITE

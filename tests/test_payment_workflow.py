@@ -12,6 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 from store.gateway import SandboxGateway
 from store.tables import EmailMessage, Invoice, Payment, PaymentEvent
 from starter.client import BillingClient
+from starter.idle import wait_until_at_rest
 from tests.factories import DECLINED, SCA, VISA, card, closed_invoice, org_with_method
 from worker import build_worker
 from workflows.payment import PaymentWorkflow, RetryRequest
@@ -73,7 +74,8 @@ async def test_declined_card_fails_emails_and_pays_after_update_and_retry_signal
     async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
         billing, handle = await _run(env, db, gateway, smtp, task_queue, invoice)
         with env.auto_time_skipping_disabled():
-            failed = await handle.execute_update(PaymentWorkflow.wait_idle)
+            await wait_until_at_rest(env.client, [handle.id])
+            failed = await handle.query(PaymentWorkflow.state)
             assert (failed.status, failed.failure_code, failed.waiting_for) == ("FAILED", "card_declined", "retry")
             description = await handle.describe()
             assert description.typed_search_attributes.get(PAYMENT_STATUS) == "FAILED"
@@ -115,7 +117,7 @@ async def test_duplicate_trigger_finds_the_running_payment(time_skipping_env, db
     async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
         billing, first = await _run(env, db, gateway, smtp, task_queue, invoice)
         with env.auto_time_skipping_disabled():
-            await first.execute_update(PaymentWorkflow.wait_idle)
+            await wait_until_at_rest(env.client, [first.id])
             second = await billing.charge_invoice(invoice.number)
             assert second.id == first.id
             assert (await second.describe()).run_id == (await first.describe()).run_id
@@ -131,11 +133,13 @@ async def test_a_retry_during_an_attempt_applies_only_if_that_attempt_fails(time
         billing, handle = await _run(env, db, gateway, smtp, task_queue, invoice)
         with env.auto_time_skipping_disabled():
             await handle.signal(PaymentWorkflow.retry, RetryRequest())  # arrives while attempt 1 is charging
-            state = await handle.execute_update(PaymentWorkflow.wait_idle)
+            await wait_until_at_rest(env.client, [handle.id])
+            state = await handle.query(PaymentWorkflow.state)
             assert state.status == "FAILED_AUTHENTICATION" and state.attempts in (1, 2)
             before = state.attempts
             await billing.retry_payment("acme")
-            state = await handle.execute_update(PaymentWorkflow.wait_idle)
+            await wait_until_at_rest(env.client, [handle.id])
+            state = await handle.query(PaymentWorkflow.state)
             assert state.attempts == before + 1 and state.status == "FAILED_AUTHENTICATION"
             assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     assert [p.failure_code for p in _payments(db)] == ["authentication_required"] * state.attempts
@@ -160,7 +164,8 @@ async def test_no_payment_method_fails_with_a_clear_code(time_skipping_env, db, 
     async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
         _, handle = await _run(env, db, gateway, smtp, task_queue, invoice)
         with env.auto_time_skipping_disabled():
-            state = await handle.execute_update(PaymentWorkflow.wait_idle)
+            await wait_until_at_rest(env.client, [handle.id])
+            state = await handle.query(PaymentWorkflow.state)
     assert (state.status, state.failure_code) == ("FAILED", "no_payment_method")
 
 

@@ -13,6 +13,7 @@ from store.gateway import SandboxGateway, sign_webhook
 from store.tables import Mandate, Payment
 from contracts.outcomes import NothingToDo
 from starter.client import BillingClient
+from starter.idle import wait_until_at_rest
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from tests.factories import closed_invoice, org_with_method
@@ -49,7 +50,8 @@ class India:
         await self.idle()
 
     async def idle(self):
-        return await self.handle.execute_update(PaymentWorkflow.wait_idle)
+        await wait_until_at_rest(self.env.client, [self.handle.id])
+        return await self.handle.query(PaymentWorkflow.state)
 
     async def advance(self, delta: timedelta) -> None:
         await self.env.sleep(delta)

@@ -13,6 +13,7 @@ from billing.cards import payment_method_adapter
 from store.gateway import SandboxGateway
 from store.tables import EmailMessage, Organization, Payment
 from starter.client import BillingClient, BillingError
+from starter.idle import wait_until_at_rest
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from tests.factories import SCA, card, closed_invoice, org_with_method
@@ -44,8 +45,9 @@ async def _failed_payments(env, db, gateway, task_queue, count: int) -> tuple[Bi
     for month in range(1, count + 1):
         invoice = closed_invoice(db, total=f"{10 * month}.00", period=f"2026-{month:02d}" if month <= 12 else "2027-01")
         handles.append(await billing.charge_invoice(invoice.number))
+    await wait_until_at_rest(env.client, [handle.id for handle in handles])
     for handle in handles:
-        state = await handle.execute_update(PaymentWorkflow.wait_idle)
+        state = await handle.query(PaymentWorkflow.state)
         assert state.status == "FAILED_AUTHENTICATION"
     return billing, handles
 
@@ -83,7 +85,8 @@ async def test_without_authentication_nothing_is_charged(time_skipping_env, db, 
         with env.auto_time_skipping_disabled():
             billing, [handle] = await _failed_payments(env, db, gateway, task_queue, 1)
             result = await billing.update_payment_method("acme", card(SCA), authenticate=False)
-            state = await handle.execute_update(PaymentWorkflow.wait_idle)
+            await wait_until_at_rest(env.client, [handle.id])
+            state = await handle.query(PaymentWorkflow.state)
     assert (result.authenticated, result.retried) == (False, [])
     assert state.attempts == 1 and state.status == "FAILED_AUTHENTICATION"
 
@@ -117,7 +120,7 @@ async def test_overdue_suspends_then_locks_and_paying_everything_reactivates(tim
             async def status_after(days: int) -> str:
                 # A minute into the day: day 31 is the first "more than 30 days" (D9), and a timer fires a moment late.
                 await env.sleep(FEB_1 + timedelta(days=days, minutes=1) - await env.get_current_time())
-                await org_handle.execute_update(OrgBillingWorkflow.wait_idle)
+                await wait_until_at_rest(env.client, [org_handle.id])
                 with db.session() as s:
                     return s.get(Organization, "acme").status
 

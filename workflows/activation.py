@@ -62,8 +62,6 @@ class ActivationWorkflow:
         self._applied = False
         self._reissues_wanted = 0
         self._usage_started: date | None = None
-        self._busy = True
-        self._wake = None  # what the workflow rests on: idle only while it is still false
         self._lock = asyncio.Lock()
 
     @workflow.run
@@ -100,13 +98,10 @@ class ActivationWorkflow:
     async def _wait(self, condition, timeout: timedelta | None = None) -> None:
         """Rest until `condition` (or the timeout), serving re-issue requests meanwhile."""
         while True:
-            self._busy, self._wake = False, condition
             try:
                 await workflow.wait_condition(lambda: condition() or self._reissues_wanted > 0, timeout=timeout)
             except asyncio.TimeoutError:
-                self._busy, self._wake = True, None
                 return
-            self._busy, self._wake = True, None
             if self._reissues_wanted > 0 and not self._applied:
                 await self._issue()
                 continue
@@ -131,7 +126,6 @@ class ActivationWorkflow:
         self._state.charged_invoices = [invoice.number for invoice in outcome.to_charge]
 
     async def _activate(self) -> None:
-        self._busy = True
         outcome = await workflow.execute_activity_method(
             ActivationActivities.activate, OrgSubscription(org_id=self._request.org_id,
                                                            subscription_id=self._request.subscription_id,
@@ -144,7 +138,6 @@ class ActivationWorkflow:
             EmailRequest(key=f"activation_confirmed:{self._request.subscription_id}", org_id=self._request.org_id,
                          kind="activation_confirmed", at=clock.now(),
                          data={"subscription": outcome.subscription_type.replace("_", " ")}), **ACTIVITY)
-        self._busy = False
 
     async def _charge(self, invoices: list[HeldInvoice], refundable: bool) -> None:
         for invoice in invoices:
@@ -192,11 +185,4 @@ class ActivationWorkflow:
 
     @workflow.query
     def state(self) -> ActivationState:
-        return self._state
-
-    @workflow.update
-    async def wait_idle(self) -> ActivationState:
-        """Returns once the workflow rests on a timer or on its customer, not on its own activities."""
-        await workflow.wait_condition(lambda: not self._busy and self._reissues_wanted == 0
-                                      and not (self._wake is not None and self._wake()))
         return self._state

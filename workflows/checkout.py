@@ -177,12 +177,6 @@ class CheckoutWorkflow:
     def state(self) -> CheckoutState:
         return self._state
 
-    @workflow.update
-    async def wait_idle(self) -> CheckoutState:
-        """Returns once the checkout waits on its customer: for a step, or for a declined payment's retry."""
-        await workflow.wait_condition(lambda: not self._confirmed or self._state.payment_status is not None)
-        return self._state
-
     def _require_checkout_live(self) -> None:
         if self._confirmed or self._state.step == "ABANDONED":
             raise ValueError(f"the checkout is {self._state.step.lower()}: start a new one")

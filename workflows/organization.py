@@ -49,20 +49,17 @@ class OrgBillingWorkflow:
         self._state = request.state or OrgBillingState()
         self._changed = False
         self._lock = asyncio.Lock()
-        self._busy = True
 
     @workflow.run
     async def run(self, request: OrgBillingInput) -> None:
         while True:
             await self._reconcile()
-            self._busy = False
             deadline = self._next_deadline()
             timeout = None if deadline is None else max(deadline - clock.now(), timedelta(0))
             try:
                 await workflow.wait_condition(lambda: self._changed or self._suggest_new_run(), timeout=timeout)
             except asyncio.TimeoutError:
                 pass
-            self._busy = True
             self._changed = False
             if self._suggest_new_run():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -172,9 +169,4 @@ class OrgBillingWorkflow:
 
     @workflow.query
     def state(self) -> OrgBillingState:
-        return self._state
-
-    @workflow.update
-    async def wait_idle(self) -> OrgBillingState:
-        await workflow.wait_condition(lambda: not self._busy and not self._changed)
         return self._state

@@ -44,10 +44,8 @@ class PaymentWorkflow:
         self._outcomes: dict[str, GatewayOutcome] = {}  # by charge: a duplicate webhook changes nothing
         self._authorized: set[str] = set()
         self._reversal_requested = False
-        self._wake = None  # what the workflow rests on: idle only while it is still false
         self._request: ChargeInvoiceInput | None = None
         self._settled = False  # paid on-session, by wire/ACH, or forgiven: nothing more to collect
-        self._operating = False  # an update (PAY NOW, a payment recorded, forgiveness, refund) is at work
         self._lock = asyncio.Lock()
 
     @workflow.run
@@ -152,16 +150,12 @@ class PaymentWorkflow:
     @asynccontextmanager
     async def _operation(self, action: str | None) -> AsyncIterator[None]:
         """One operation (PAY NOW, a payment recorded, forgiveness, a refund) at a time, each on an open invoice
-        unless `action` is None, and marked as at work while it runs."""
+        unless `action` is None."""
         async with self._lock:
             await workflow.wait_condition(lambda: self._request is not None)  # the run may start after the update
             if action is not None:
                 self._open(action)
-            self._operating = True
-            try:
-                yield
-            finally:
-                self._operating = False
+            yield
 
     @workflow.update
     async def pay_now(self, request: PayNow) -> PaymentState:
@@ -371,14 +365,14 @@ class PaymentWorkflow:
                    "success, cancelled if it is a failure (SPEC E6)", waiting_for="issuer")
 
     async def _rest(self, condition, until=None) -> None:
-        self._busy, self._wake = False, condition
+        self._busy = False
         try:
             timeout = None if until is None else max(until - clock.now(), timedelta(0))
             await workflow.wait_condition(condition, timeout=timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            self._busy, self._wake = True, None
+            self._busy = True
 
     @workflow.signal
     def gateway_outcome(self, outcome: GatewayOutcome) -> None:
@@ -399,13 +393,6 @@ class PaymentWorkflow:
 
     @workflow.query
     def state(self) -> PaymentState | None:
-        return self._state
-
-    @workflow.update
-    async def wait_idle(self) -> PaymentState:
-        """Returns once the workflow waits on something outside itself (a signal), not on its own activities."""
-        await workflow.wait_condition(lambda: not self._busy and not self._retry_requested and not self._operating
-                                      and not (self._wake is not None and self._wake()))
         return self._state
 
     def _show(self, status: PaymentStatus, details: str, waiting_for: str | None = None) -> None:

@@ -37,13 +37,11 @@ class SupportPlanWorkflow:
         # Set from the input here, not in run(): an update can arrive in the very first activation.
         self._org, self._plan, self._pending = request.org_id, request.plan, request.pending
         self._changed = False
-        self._busy = True
 
     @workflow.run
     async def run(self, request: SupportPlanInput) -> None:
         changes = 0
         while changes < 100:
-            self._busy = False
             timeout = None
             if self._pending is not None:
                 effective = datetime.combine(self._pending.effective, time(0), tzinfo=timezone.utc)
@@ -56,7 +54,7 @@ class SupportPlanWorkflow:
                 await workflow.wait_condition(lambda: self._changed, timeout=timeout)
             except asyncio.TimeoutError:
                 self._plan, self._pending = self._pending.plan, None  # the change took effect
-            self._busy, self._changed = True, False
+            self._changed = False
             changes += 1
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(SupportPlanInput(org_id=self._org, plan=self._plan, pending=self._pending))
@@ -86,8 +84,3 @@ class SupportPlanWorkflow:
         target = self._pending.plan if self._pending is not None else self._plan
         if request.plan == target:
             raise ValueError(f"plan: the organization is already on (or moving to) {request.plan.value}")
-
-    @workflow.update
-    async def wait_idle(self) -> str:
-        await workflow.wait_condition(lambda: not self._busy and not self._changed)
-        return self._plan.value
