@@ -1,6 +1,6 @@
 """How the suite runs a scenario: through the real simulator, then the ledger check every scenario must pass.
 
-Every test that simulates goes through `run_scenario` (tests/test_scenario_harness.py keeps it that way), so the
+Every test that simulates goes through `run_scenario` (tests/scenarios/test_scenario_harness.py keeps it that way), so the
 money invariant is asserted for every simulated scenario in the suite.
 """
 

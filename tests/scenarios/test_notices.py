@@ -19,7 +19,7 @@ from starter.client import BillingError
 from starter.scenario import load_yaml, parse_scenario
 from tests.scenario_harness import run_scenario
 
-ONCE = Path(__file__).parent / "scenarios" / "notices" / "every_event_once.yaml"
+ONCE = Path(__file__).parents[1] / "scenarios" / "notices" / "every_event_once.yaml"
 LATE = datetime(2025, 2, 11, 12, 0, tzinfo=timezone.utc)
 ACTIONS = {"update_payment_method"}  # a new card is attached again: an action, not a repeat that finds nothing
 SAME = ["invoices", "payments", "credits", "mandates", "support_plans", "organizations"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from starter.processes import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPORAL = Path(sys.executable).parent / "temporal"
 READY_EVENT = "billing engine ready"
 SERVER_EVENTS = ("temporal dev server started", "temporal dev server reused")

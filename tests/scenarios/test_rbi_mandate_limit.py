@@ -12,7 +12,7 @@ from store.tables import EmailMessage, Payment, SandboxCharge
 from starter.scenario import load_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 
-SCENARIO = Path(__file__).parent / "scenarios/payments/india_above_mandate_pay_now.yaml"
+SCENARIO = Path(__file__).parents[1] / "scenarios/payments/india_above_mandate_pay_now.yaml"
 
 
 async def test_charge_above_the_mandate_fails_with_a_reason_and_pay_now_pays_it_on_session(tmp_path):

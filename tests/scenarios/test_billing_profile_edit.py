@@ -21,7 +21,7 @@ from starter.scenario import ScenarioError, load_yaml, parse_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 from tests.factories import card, org_with_method
 
-SCENARIO = Path(__file__).parent / "scenarios" / "billing_profile_edit.yaml"
+SCENARIO = Path(__file__).parents[1] / "scenarios" / "billing_profile_edit.yaml"
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from starter.processes import ChildProcess, PortInUse, alive, check_ports, port_holder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SLEEPER = "import time; time.sleep(120)"
 
 

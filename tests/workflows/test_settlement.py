@@ -21,7 +21,7 @@ from tests.factories import VISA, card, org_with_method
 from worker import build_worker
 from workflows.month_end import MonthEndInput, MonthEndWorkflow
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
 
 async def _simulate(name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from starter.scenario import load_scenario
 from tests.scenario_harness import SCENARIOS, run_scenario
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 
 def test_every_test_simulates_through_the_harness_that_checks_the_ledger():

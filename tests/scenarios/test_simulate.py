@@ -15,7 +15,7 @@ import yaml
 from starter.scenario import ScenarioError, load_scenario, parse_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
 
 async def _simulate(name: str, database_url: str | None = None) -> dict[str, Any]:

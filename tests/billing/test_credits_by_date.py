@@ -147,7 +147,7 @@ async def test_simulated_credit_lines_cover_the_usage_dated_inside_them():
 
     from starter.scenario import load_scenario
         
-    path = Path(__file__).parent / "scenarios" / "subscriptions" / "credit_line_mid_month.yaml"
+    path = Path(__file__).parents[1] / "scenarios" / "subscriptions" / "credit_line_mid_month.yaml"
     output = await run_scenario(load_scenario(str(path)))
     [invoice] = closed_invoices(output)
     assert (invoice["total"], invoice["credits_applied"]) == ("310.00", "270.00")

@@ -22,7 +22,7 @@ from workflows.organization import OrgBillingWorkflow
 from workflows.payment import PaymentWorkflow
 from contracts.flows import ORG_STATUS, org_billing_workflow_id
 
-SCENARIOS = Path(__file__).parent / "scenarios" / "recovery"
+SCENARIOS = Path(__file__).parents[1] / "scenarios" / "recovery"
 FEB_1 = datetime(2027, 2, 1, tzinfo=timezone.utc)
 
 

@@ -24,7 +24,7 @@ from workflows.payment import PaymentWorkflow
 INDIA = "4000003560000123"
 FEB_1 = datetime(2027, 2, 1, tzinfo=timezone.utc)
 WINDOW = timedelta(days=5)
-SCENARIOS = Path(__file__).parent / "scenarios" / "rbi"
+SCENARIOS = Path(__file__).parents[1] / "scenarios" / "rbi"
 
 
 def india_card():

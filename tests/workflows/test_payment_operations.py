@@ -23,7 +23,7 @@ from worker import build_worker
 from workflows.payment import ChargeInvoiceInput
 from tests.scenario_harness import closed_invoices, run_scenario
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
 
 def _rows(items: list[dict], *keys: str) -> list[tuple]:

@@ -24,7 +24,7 @@ from worker import build_worker
 from workflows.checkout import CheckoutWorkflow
 from contracts.flows import payment_workflow_id
 
-SCENARIOS = Path(__file__).parent / "scenarios" / "support"
+SCENARIOS = Path(__file__).parents[1] / "scenarios" / "support"
 
 
 async def test_flex_consulting_from_gb_is_untaxed_and_from_ie_carries_vat():

@@ -12,7 +12,7 @@ from starter.scenario import load_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 
 D = Decimal
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
 TERMS = SubscriptionTerms(type=SubscriptionType.MONTHLY_COMMITMENT, term_start=date(2027, 1, 1), term_months=3,
                           commitment=D("3000.00"))
 

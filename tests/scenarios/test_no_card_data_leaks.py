@@ -10,7 +10,7 @@ from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from billing.logging import configure_logging
 
-SCENARIO = Path(__file__).parent / "scenarios" / "card_declined_retry.yaml"
+SCENARIO = Path(__file__).parents[1] / "scenarios" / "card_declined_retry.yaml"
 SECRETS = ["4000000000000002", "5555555555554444", "4000 0000 0000 0002"]
 CVCS = ['"cvc": "123"', '"cvc": "321"', "cvc=123", "cvc=321"]
 

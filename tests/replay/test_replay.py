@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from worker import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 
 # Updates of a test hook the workflows no longer have. Until the simulator and the tests waited for workflows by
 # reading their histories (starter/idle.py), they called a `wait_idle` update on five workflows; histories recorded
