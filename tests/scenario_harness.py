@@ -1,4 +1,5 @@
-"""How the suite runs a scenario: through the real simulator, then the ledger check every scenario must pass.
+"""How the suite runs a scenario: through the real simulator, then the checks every scenario must pass: the ledger
+balances, and no card number, CVC or activation code is in any workflow history's decoded payloads.
 
 Every test that simulates goes through `run_scenario` (tests/scenarios/test_scenario_harness.py keeps it that way), so the
 money invariant is asserted for every simulated scenario in the suite.
@@ -14,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from starter.scenario import Scenario, load_scenario
 from starter.simulate import simulate
 from tests.accounting import assert_every_cent_accounted
+from tests.leaks import assert_no_secrets, card_secrets, cvcs
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -23,8 +25,10 @@ async def run_scenario(scenario: Scenario | str | Path, database_url: str | None
     """Simulate a scenario (a parsed one, or a file, relative to tests/scenarios/) and check its ledger."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(str(SCENARIOS / scenario))
-    output = await simulate(scenario, database_url=database_url, history_sink=history_sink)
+    histories: dict[str, WorkflowHistory] = {} if history_sink is None else history_sink
+    output = await simulate(scenario, database_url=database_url, history_sink=histories)
     assert_every_cent_accounted(output)
+    assert_no_secrets(histories.values(), card_secrets(scenario), cvcs(scenario))  # A6, D2: in decoded payloads
     return output
 
 

@@ -6,7 +6,11 @@ import io
 import logging
 from pathlib import Path
 
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+
 from starter.scenario import load_scenario
+from tests.leaks import assert_no_secrets, card_secrets, cvcs
 from tests.scenario_harness import run_scenario
 from billing.logging import configure_logging
 
@@ -39,3 +43,25 @@ async def test_card_numbers_never_reach_database_logs_or_histories(tmp_path):
         assert secret not in history_json, secret
     for cvc in CVCS:
         assert cvc not in log_text and cvc not in history_json
+
+
+async def test_the_history_check_finds_a_card_number_hidden_inside_a_payload():
+    """A payload is base64 in a history's JSON: the check decodes every payload, so a card number put into a
+    workflow's input (or an update's argument, a memo, a header) is found."""
+    histories = {}
+    scenario = load_scenario(str(SCENARIO))
+    await run_scenario(scenario, history_sink=histories)
+    assert assert_no_secrets(histories.values(), card_secrets(scenario), cvcs(scenario)) > 20  # payloads searched
+    history = next(h for h in histories.values() if h.workflow_id.startswith("payment-"))
+    assert "4000000000000002" not in history.to_json()
+    started = history.events[0].workflow_execution_started_event_attributes
+    started.input.payloads.append(pydantic_data_converter.payload_converter.to_payload(
+        {"card": {"number": "4000000000000002", "cvc": "123"}}))
+    assert "4000000000000002" not in history.to_json()  # what a text search of the JSON would have missed
+    with pytest.raises(AssertionError, match="card number"):
+        assert_no_secrets([history], card_secrets(scenario), cvcs(scenario))
+    update = history.events[0].workflow_execution_started_event_attributes
+    update.input.payloads.pop()
+    update.input.payloads.append(pydantic_data_converter.payload_converter.to_payload("ABCDE-FGHJK-LMNPQ-RSTUV"))
+    with pytest.raises(AssertionError, match="activation code"):
+        assert_no_secrets([history], set())
