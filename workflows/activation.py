@@ -13,9 +13,9 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.options import ACTIVITY, EMAIL
     from contracts import clock
     from contracts.activation import (ActivationActivities, FirstUsageRequest, HeldInvoice, IssueCodeRequest,
                                        OrgSubscription)
@@ -25,8 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from contracts.payments import ChargeInvoiceInput
     from contracts.flows import ACTIVATION_STATUS, GRACE_ENDS_AT
 
-RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
-ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RETRY}
 DETAILS_REFRESH = timedelta(days=1)  # operators read the days left; refreshed daily, not polled
 
 
@@ -137,7 +135,7 @@ class ActivationWorkflow:
             EmailActivities.send_email,
             EmailRequest(key=f"activation_confirmed:{self._request.subscription_id}", org_id=self._request.org_id,
                          kind="activation_confirmed", at=clock.now(),
-                         data={"subscription": outcome.subscription_type.replace("_", " ")}), **ACTIVITY)
+                         data={"subscription": outcome.subscription_type.replace("_", " ")}), **EMAIL)
 
     async def _charge(self, invoices: list[HeldInvoice], refundable: bool) -> None:
         for invoice in invoices:

@@ -13,9 +13,9 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.options import ACTIVITY, EMAIL
     from contracts import clock
     from contracts.consulting import CartRequest, ConsultingActivities, ConsultingInvoiceRequest
     from contracts.email import EmailActivities, EmailRequest
@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from billing.tax import TaxLine
     from contracts.payments import ChargeInvoiceInput, PaymentNotice
 
-ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 
 
 class CheckoutInput(BaseModel):
@@ -98,7 +97,7 @@ class CheckoutWorkflow:
             EmailRequest(key=f"consulting_confirmation:{request.purchase_id}", org_id=request.org_id,
                          kind="consulting_confirmation", at=clock.now(),
                          data={"invoice": invoice.number, "level": cart.level, "amount": str(cart.total),
-                               "currency": "USD"}), **ACTIVITY)
+                               "currency": "USD"}), **EMAIL)
         workflow.set_current_details(f"Purchased: {invoice.number} paid, confirmation e-mailed")
         return self._state
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.options import ISSUER
     from contracts import clock
     from contracts.rbi import MandateRequest, RbiActivities
 
@@ -24,8 +23,6 @@ class RegisterMandateWorkflow:
         workflow.set_current_details("Verifying the customer and registering a USD 1,400 monthly mandate with the "
                                      "card issuer (may take up to 2 minutes)")
         registered = await workflow.execute_activity_method(
-            RbiActivities.register_mandate, MandateRequest(org_id=request.org_id, at=clock.now()),
-            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)))
+            RbiActivities.register_mandate, MandateRequest(org_id=request.org_id, at=clock.now()), **ISSUER)
         workflow.set_current_details("Mandate registered" if registered else "Not an India-issued card: no mandate")
         return registered

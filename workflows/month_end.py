@@ -7,13 +7,14 @@ keys, so a duplicate fire or a restart starts nothing twice. It continues as new
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.options import PAGE
     from contracts import clock
     from contracts.starting import StartSettlementsRequest, StartingActivities
     from billing.invoicing import period_before
@@ -47,9 +48,7 @@ class MonthEndWorkflow:
                                          f"{already} already running or done")
             page = await workflow.execute_activity_method(
                 StartingActivities.start_settlements,
-                StartSettlementsRequest(period=period, after_org_id=cursor, limit=request.page_size),
-                start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=1),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)))
+                StartSettlementsRequest(period=period, after_org_id=cursor, limit=request.page_size), **PAGE)
             started, already = started + page.started, already + page.already_started
             if page.last_org_id is None:
                 workflow.set_current_details(f"Month-end {period}: {started} settlements started, "

@@ -11,21 +11,19 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, time, timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.organization import OrgBillingState, OrgBillingInput, PaymentMethodUpdate, PaymentMethodUpdated  # noqa: F401
+    from contracts.options import ACTIVITY
+    from contracts.organization import (OrgBillingInput, OrgBillingState, PaymentMethodUpdate,  # noqa: F401
+                                        PaymentMethodUpdated)
     from contracts import clock
     from contracts.organization import (AttachRequest, InvoiceNotice, OrganizationActivities, OrgRef,
                                          StatusChange)
-    from billing.cards import TokenizedMethod
     from billing.statuses import OrgStatus
     from workflows.payment import PaymentWorkflow, RetryRequest
     from contracts.flows import ORG_BILLING_WORKFLOW, ORG_STATUS, payment_workflow_id
 
-ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 COLLECTION_WAIT = timedelta(minutes=10)  # how long an update waits for the retried payments to report back
 EVENTS_PER_RUN = 500
 MORE_THAN_PATCH = "overdue-more-than-whole-days"  # runs recorded before D9 counted whole days keep their deadlines

@@ -7,20 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
-from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.payments import ChargeInvoiceInput, PaymentNotice, RetryRequest, PayNow, RecordPayment, Forgive, Refund, GatewayOutcome, PaymentState  # noqa: F401
+    from contracts.options import EMAIL, GATEWAY, ISSUER
     from contracts import clock
     from contracts.email import EmailActivities, EmailRequest
     from contracts.fx import FxActivities, FxRequest
-    from contracts.payments import (ChargeOutcome, ChargeRequest, Forgiveness, ManualPayment, PaymentActivities,
-                                     RefundRequest)
+    from contracts.payments import (ChargeInvoiceInput, ChargeOutcome, ChargeRequest, Forgive, Forgiveness,  # noqa: F401
+                                    GatewayOutcome, ManualPayment, PaymentActivities, PaymentNotice, PaymentState,
+                                    PayNow, RecordPayment, Refund, RefundRequest, RetryRequest)
     from contracts.organization import InvoiceNotice, OrganizationActivities
     from contracts.rbi import IssuerOutcome, PaymentRef, PrepareRequest, RbiActivities
     from billing.statuses import PaymentStatus
@@ -28,11 +26,6 @@ with workflow.unsafe.imports_passed_through():
 
 RBI_PATCH = "rbi-payments"  # histories recorded before India payments replay without the new steps
 OVERDUE_PATCH = "overdue-tracking"  # likewise for telling the organization's workflow about unpaid invoices
-CHARGE_TIMEOUT = timedelta(seconds=60)
-EMAIL_TIMEOUT = timedelta(seconds=30)
-# Infrastructure failures retry with backoff; business declines are results, not errors.
-ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
-                             non_retryable_error_types=["UnknownToken", "IdempotencyConflict"])
 
 
 @workflow.defn(name=PAYMENT_WORKFLOW)
@@ -64,13 +57,12 @@ class PaymentWorkflow:
                 prepared = await workflow.execute_activity_method(
                     RbiActivities.prepare_charge,
                     PrepareRequest(org_id=request.org_id, register_mandate=attempt > 1, at=clock.now()),
-                    start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
-                    retry_policy=ACTIVITY_RETRY)
+                    **ISSUER)
                 if prepared.charge_currency not in (None, request.currency):
                     # SPEC E3: the rate in force as the payment moves to PROCESSING, recorded, never recomputed.
                     fx = await workflow.execute_activity_method(
                         FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=clock.now()),
-                        start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                        **GATEWAY)
                     charge_currency, fx_rate = prepared.charge_currency, fx.rate
             outcome = await workflow.execute_activity_method(
                 PaymentActivities.charge_payment,
@@ -79,7 +71,7 @@ class PaymentWorkflow:
                               idempotency_key=f"{request.invoice_number}:{attempt}", amount=request.amount,
                               currency=request.currency, at=clock.now(), refundable=request.refundable,
                               charge_currency=charge_currency, fx_rate=fx_rate),
-                start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+                **GATEWAY,
             )
             self._state.attempts = attempt
             if outcome.status in (PaymentStatus.PROCESSING, PaymentStatus.PENDING_REVERSAL):
@@ -171,13 +163,12 @@ class PaymentWorkflow:
             prepared = await workflow.execute_activity_method(
                 RbiActivities.prepare_charge, PrepareRequest(org_id=req.org_id, register_mandate=False,
                                                              at=clock.now()),
-                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=ACTIVITY_RETRY)
+                **ISSUER)
             charge_currency, fx_rate = None, None
             if prepared.charge_currency not in (None, req.currency):
                 fx = await workflow.execute_activity_method(
                     FxActivities.fx_rate, FxRequest(currency=prepared.charge_currency, at=clock.now()),
-                    start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                    **GATEWAY)
                 charge_currency, fx_rate = prepared.charge_currency, fx.rate
             outcome = await workflow.execute_activity_method(
                 PaymentActivities.charge_payment,
@@ -185,7 +176,7 @@ class PaymentWorkflow:
                               attempt=attempt, idempotency_key=f"{req.invoice_number}:{attempt}", amount=amount,
                               currency=req.currency, at=clock.now(), refundable=req.refundable,
                               charge_currency=charge_currency, fx_rate=fx_rate, on_session=True),
-                start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                **GATEWAY)
             self._state.payments.append(outcome)
             self._state.failure_code = outcome.failure_code
             if outcome.status == PaymentStatus.PAID:
@@ -275,8 +266,7 @@ class PaymentWorkflow:
     async def _activity(self, method, arg):
         """An activity whose business refusal (a non-retryable ApplicationError) fails the update, not the run."""
         try:
-            return await workflow.execute_activity_method(method, arg, start_to_close_timeout=CHARGE_TIMEOUT,
-                                                          retry_policy=ACTIVITY_RETRY)
+            return await workflow.execute_activity_method(method, arg, **GATEWAY)
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
@@ -322,11 +312,11 @@ class PaymentWorkflow:
             if charge in self._authorized:
                 await workflow.execute_activity_method(RbiActivities.authorize,
                                                        PaymentRef(payment_id=outcome.payment_id, at=clock.now()),
-                                                       start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                                                       **GATEWAY)
             elif charge not in self._outcomes:
                 status = await workflow.execute_activity_method(
                     RbiActivities.withdraw_unauthorized, PaymentRef(payment_id=outcome.payment_id, at=clock.now()),
-                    start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                    **GATEWAY)
                 return outcome.model_copy(update={"status": PaymentStatus(status),
                                                   "failure_code": "authorization_missing"})
         self._show(PaymentStatus.PROCESSING, "Waiting for the issuer's outcome", waiting_for="issuer")
@@ -340,7 +330,7 @@ class PaymentWorkflow:
             RbiActivities.record_outcome,
             IssuerOutcome(payment_id=outcome.payment_id, succeeded=result.succeeded, failure_code=result.failure_code,
                           at=clock.now()),
-            start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            **GATEWAY)
         return outcome.model_copy(update={"status": PaymentStatus(status), "failure_code": result.failure_code})
 
     async def _tell_origin(self, request: ChargeInvoiceInput, outcome: ChargeOutcome) -> None:
@@ -353,14 +343,14 @@ class PaymentWorkflow:
         await workflow.execute_activity_method(
             OrganizationActivities.notify, InvoiceNotice(org_id=request.org_id, invoice=request.invoice_number,
                                                          paid=paid),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+            **GATEWAY)
 
     async def _reverse(self, outcome: ChargeOutcome) -> None:
         if self._state.status == PaymentStatus.PENDING_REVERSAL:
             return
         await workflow.execute_activity_method(RbiActivities.mark_pending_reversal,
                                                PaymentRef(payment_id=outcome.payment_id, at=clock.now()),
-                                               start_to_close_timeout=CHARGE_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                                               **GATEWAY)
         self._show(PaymentStatus.PENDING_REVERSAL, "Pending reversal: refunded if the issuer's outcome is a "
                    "success, cancelled if it is a failure (SPEC E6)", waiting_for="issuer")
 
@@ -411,5 +401,5 @@ class PaymentWorkflow:
         await workflow.execute_activity_method(
             EmailActivities.send_email,
             EmailRequest(key=key, org_id=request.org_id, kind=kind, data=data, at=clock.now()),
-            start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+            **EMAIL,
         )

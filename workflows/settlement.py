@@ -3,12 +3,11 @@ then the payment of whatever credits and the subscription leave to the card (SPE
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.options import EMAIL, LOCAL
     from contracts import clock
     from contracts.email import EmailActivities, EmailRequest
     from contracts.invoices import InvoiceActivities, SettleInvoiceRequest
@@ -17,11 +16,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.flows import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
     from billing.statuses import BillingMode
 
-RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Database work runs as local activities: no server round trip each, which is what lets 10,000
 # organizations settle at more than the rate of a bare three-activity workflow.
 INVOICED_PATCH = "invoiced-payment-workflow"  # settlements recorded before it started no workflow for INVOICED
-LOCAL = {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": RETRY}
 
 
 @workflow.defn(name=SETTLEMENT_WORKFLOW)
@@ -43,8 +40,7 @@ class SettlementWorkflow:
                                                       "amount": str(invoice.tax_invoice.total),
                                                       "amount_due": str(invoice.tax_invoice.amount_due),
                                                       "currency": invoice.tax_invoice.currency,
-                                                      "cloud_invoice": invoice.number}),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)))
+                                                      "cloud_invoice": invoice.number}), **EMAIL)
         if invoice.status == "INVOICED" and workflow.patched(INVOICED_PATCH):
             # D10: paid by wire/ACH (or PAY NOW) through its payment workflow, which charges nothing meanwhile and
             # reports the invoice unpaid, so D9's overdue timers apply.

@@ -8,15 +8,14 @@ from datetime import datetime, time, timedelta, timezone
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.options import ACTIVITY, EMAIL
     from contracts import clock
     from contracts.email import EmailActivities, EmailRequest
     from contracts.support import PlanChangeRequest, SupportActivities
     from billing.support import PlanChange, SupportPlan
 
-ACTIVITY = {"start_to_close_timeout": timedelta(minutes=1), "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1))}
 
 
 class SupportPlanInput(BaseModel):
@@ -76,7 +75,7 @@ class SupportPlanWorkflow:
             EmailRequest(key=f"support_plan_changed:{self._org}:{clock.now().isoformat()}", org_id=self._org,
                          kind="support_plan_changed", at=clock.now(),
                          data={"plan": change.plan.value.title(), "effective": change.effective.isoformat(),
-                               "note": note}), **ACTIVITY)
+                               "note": note}), **EMAIL)
         return change
 
     @change_plan.validator
