@@ -26,9 +26,8 @@ from store.cycle import cloud_invoice_key, open_cycle
 from store.db import Database
 from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, next_period, period_end,
                               price_usage, tax_invoice_number)
-from billing.money import round_money
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType
-from billing.settlement import ZERO, Subscribed, settle, status_of, tax_invoice_currency
+from billing.settlement import ZERO, Subscribed, plan_tax_invoice, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
 from store.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
                             Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
@@ -377,24 +376,17 @@ def issue_tax_invoice(s: Session, cloud: Invoice, tax_lines: Sequence[TaxLine], 
     rate = Decimal("1") if currency == CLOUD_CURRENCY else fx_rate
     if rate is None:
         raise ValueError(f"a {currency} tax invoice needs the USD->{currency} rate")
-
-    def convert(amount: Decimal) -> Decimal:
-        return round_money(amount * rate, currency)  # one rounding per line (M1)
-
-    billed = convert(cloud.billed_usage)
-    converted = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in tax_lines]
-    tax = sum((line.amount for line in converted), Decimal("0"))
-    total = billed + tax
-    due = total - convert(cloud.credits_applied) if cloud.status == InvoiceStatus.INVOICED else Decimal("0")
+    plan = plan_tax_invoice(currency, rate, usage=cloud.usage, billed=cloud.billed_usage, tax_lines=tax_lines,
+                            covered=cloud.credits_applied, status=cloud.status)
     tax_invoice = Invoice(key=f"{cloud.org_id}:{cloud.period}:tax", org_id=cloud.org_id, kind="tax",
-                          period=cloud.period, status=cloud.status, currency=currency, usage=convert(cloud.usage),
-                          billed_usage=billed, tax=tax, total=total, amount_due=due, created_at=at,
-                          billing_mode=cloud.billing_mode, fx_rate=None if currency == CLOUD_CURRENCY else rate,
+                          period=cloud.period, status=cloud.status, currency=currency, usage=plan.usage,
+                          billed_usage=plan.billed_usage, tax=plan.tax, total=plan.total, amount_due=plan.amount_due,
+                          created_at=at, billing_mode=cloud.billing_mode, fx_rate=plan.fx_rate,
                           cloud_invoice_id=cloud.id, paid_at=cloud.paid_at)
     s.add(tax_invoice)
     s.flush()
     tax_invoice.number = tax_invoice_number(cloud.period, tax_invoice.id)
     s.add(tax_invoice)
-    for position, line in enumerate(converted):
+    for position, line in enumerate(plan.tax_lines):
         s.add(InvoiceTaxLine(invoice_id=tax_invoice.id, position=position, **line.model_dump()))
     return tax_invoice

@@ -100,6 +100,24 @@ def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str
     return "card"
 
 
+def plan_tax_invoice(currency: str, rate: Decimal, *, usage: Decimal, billed: Decimal, tax_lines: Sequence[TaxLine],
+                     covered: Decimal, status: str) -> TaxInvoicePlan:
+    """D5/M2: the tax invoice restating a cloud invoice in the subscription's currency at `rate` (USD -> currency),
+    each line rounded once (M1); what credits covered is not due again."""
+
+    def convert(amount: Decimal) -> Decimal:
+        return round_money(amount * rate, currency)
+
+    converted_tax = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in tax_lines]
+    converted_billed = convert(billed)
+    converted_tax_total = sum((line.amount for line in converted_tax), ZERO)
+    converted_total = converted_billed + converted_tax_total
+    return TaxInvoicePlan(
+        currency=currency, fx_rate=None if currency == CLOUD_CURRENCY else rate, usage=convert(usage),
+        billed_usage=converted_billed, tax_lines=converted_tax, tax=converted_tax_total, total=converted_total,
+        amount_due=converted_total - convert(covered) if status == "INVOICED" else ZERO)
+
+
 def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support: Sequence[PlanPeriod],
            tax_for: Callable[[Decimal], list[TaxLine]], activation: str | None, credits: Sequence[CreditLineState],
            fx_rate: Callable[[str], Decimal], usage_spans: Sequence[DatedAmount] = ()) -> SettlementPlan:
@@ -128,18 +146,8 @@ def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support:
     tax_invoice = None
     if currency is not None:
         rate = Decimal("1") if currency == CLOUD_CURRENCY else fx_rate(currency)
-
-        def convert(amount: Decimal) -> Decimal:
-            return round_money(amount * rate, currency)  # one rounding per line (M1)
-
-        converted_tax = [TaxLine(name=line.name, rate=line.rate, amount=convert(line.amount)) for line in tax_lines]
-        converted_billed = convert(billed)
-        converted_tax_total = sum((line.amount for line in converted_tax), ZERO)
-        converted_total = converted_billed + converted_tax_total
-        tax_invoice = TaxInvoicePlan(
-            currency=currency, fx_rate=None if currency == CLOUD_CURRENCY else rate, usage=convert(usage),
-            billed_usage=converted_billed, tax_lines=converted_tax, tax=converted_tax_total, total=converted_total,
-            amount_due=converted_total - convert(covered) if status == "INVOICED" else ZERO)
+        tax_invoice = plan_tax_invoice(currency, rate, usage=usage, billed=billed, tax_lines=tax_lines,
+                                       covered=covered, status=status)
     return SettlementPlan(
         usage=usage, billed_usage=billed, billing=billing, support_lines=support_lines, tax_lines=tax_lines, tax=tax,
         total=total, billing_mode=mode, drawdown=drawdown, credits_applied=covered, status=status, invoiced=invoiced,

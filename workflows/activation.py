@@ -54,7 +54,9 @@ class ActivationState(BaseModel):
 
 @workflow.defn
 class ActivationWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, request: ActivationInput) -> None:
+        self._request = request  # before any handler runs: an update may arrive in the first activation
         self._state = ActivationState()
         self._code_hash: str | None = None
         self._applied = False
@@ -64,7 +66,6 @@ class ActivationWorkflow:
 
     @workflow.run
     async def run(self, request: ActivationInput) -> ActivationState:
-        self._request = request
         await self._issue()
         window = await workflow.execute_activity_method(
             ActivationActivities.first_usage,

@@ -61,14 +61,15 @@ class CheckoutState(BaseModel):
 
 @workflow.defn
 class CheckoutWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, request: CheckoutInput) -> None:
+        self._request = request  # before any handler runs: an update may arrive in the first activation
         self._state = CheckoutState()
         self._confirmed = False
         self._lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, request: CheckoutInput) -> CheckoutState:
-        self._request = request
         workflow.set_current_details("Checkout open: choose an engagement level")
         try:
             await workflow.wait_condition(lambda: self._confirmed, timeout=request.abandon_after)
