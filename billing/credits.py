@@ -212,3 +212,9 @@ def draw_credits(lines: Sequence[CreditLineState], amount: Decimal, on: date, *,
         elastic_billing_active=elastic_billing_active(updated, on),
         pieces=drawn,
     )
+
+
+def line_cuts_period(line: CreditLineState, first: date, last: date) -> bool:
+    """Whether a credit line starts or ends inside the period (D3): only then do the usage's own dates decide what it
+    covers; a line valid all period, or not at all, covers the same whatever the usage's dates."""
+    return first < line.start <= last or first <= line.end < last

@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from billing.invoicing import CLOUD_CURRENCY, invoice_number, price_usage
 from store.tables import Invoice, InvoiceStatus, UsageLine
@@ -29,24 +31,25 @@ def _running(usage: Decimal) -> dict[str, Decimal]:
     return dict(usage=usage, billed_usage=usage, tax=ZERO, total=usage, amount_due=usage)
 
 
+# Built once: the month-end opens the next cycle for every organization.
+_PERIOD_USAGE = select(_USAGE.c.project, _USAGE.c.service, _USAGE.c.quantity, _USAGE.c.unit_price).where(
+    _USAGE.c.org_id == bindparam("org_id"), _USAGE.c.period == bindparam("period"))
+_INSERT_PENDING = {dialect: insert(_INVOICES).on_conflict_do_nothing(index_elements=["key"]).returning(_INVOICES.c.id)
+                   for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}
+
+
 def open_cycle(conn: Connection, org_id: str, period: str, at: datetime) -> None:
     """Open the PENDING invoice of `period` (at most one per organization and period: the business key), its
     running total taken from the usage already recorded for the period. Does nothing when it exists."""
-    rows = conn.execute(select(_USAGE.c.project, _USAGE.c.service, _USAGE.c.quantity, _USAGE.c.unit_price)
-                        .where(_USAGE.c.org_id == org_id, _USAGE.c.period == period)).all()
+    rows = conn.execute(_PERIOD_USAGE, {"org_id": org_id, "period": period}).all()
     _insert_pending(conn, org_id, period, at, price_usage(rows).usage)
 
 
 def _insert_pending(conn: Connection, org_id: str, period: str, at: datetime, usage: Decimal) -> None:
-    key = cloud_invoice_key(org_id, period)
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    invoice_id = conn.execute(upsert(_INVOICES).values(
-        key=key, org_id=org_id, kind="cloud", period=period, status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY,
-        created_at=at, billing_mode=BillingMode.CARD, credits_applied=ZERO, invoiced=ZERO, **_running(usage),
-    ).on_conflict_do_nothing(index_elements=["key"]).returning(_INVOICES.c.id)).scalar()
+    invoice_id = conn.execute(_INSERT_PENDING[conn.dialect.name], dict(
+        key=cloud_invoice_key(org_id, period), org_id=org_id, kind="cloud", period=period,
+        status=InvoiceStatus.PENDING, currency=CLOUD_CURRENCY, created_at=at, billing_mode=BillingMode.CARD,
+        credits_applied=ZERO, invoiced=ZERO, **_running(usage))).scalar()
     if invoice_id is not None:
         conn.execute(_SET_NUMBER, {"invoice_id": invoice_id, "number": invoice_number(period, invoice_id)})
 
