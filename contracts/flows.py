@@ -40,6 +40,28 @@ def activation_workflow_id(org_id: str, subscription_id: int) -> str:
     return f"activation-{org_id}-{subscription_id}"
 
 
+def month_end_workflow_id(period: str) -> str:
+    return f"month-end-{period}"
+
+
+def mandate_workflow_id(org_id: str, token: str) -> str:
+    return f"mandate-{org_id}-{token}"
+
+
+def checkout_workflow_id(org_id: str, purchase_id: str) -> str:
+    return f"checkout-{org_id}-{purchase_id}"
+
+
+def support_plan_workflow_id(org_id: str) -> str:
+    return f"support-plan-{org_id}"
+
+
+# Each workflow type and the prefix of its IDs: the replay test requires recorded histories of every registered type.
+ID_PREFIXES = {"PaymentWorkflow": "payment", "SettlementWorkflow": "settlement", "MonthEndWorkflow": "month-end",
+               "ActivationWorkflow": "activation", "RegisterMandateWorkflow": "mandate",
+               "OrgBillingWorkflow": "org-billing", "CheckoutWorkflow": "checkout", "SupportPlanWorkflow": "support-plan"}
+
+
 # Workflow types, for starting a workflow without importing it (contracts sit below the workflows).
 SETTLEMENT_WORKFLOW = "SettlementWorkflow"
 PAYMENT_WORKFLOW = "PaymentWorkflow"

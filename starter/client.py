@@ -46,8 +46,9 @@ from workflows.settlement import SettlementWorkflow
 from billing.statuses import BillingMode
 from contracts.flows import SettleResult
 from contracts.flows import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
-                              activation_workflow_id, org_billing_workflow_id, payment_workflow_id,
-                              settlement_workflow_id)
+                              activation_workflow_id, checkout_workflow_id, mandate_workflow_id,
+                              month_end_workflow_id, org_billing_workflow_id, payment_workflow_id,
+                              settlement_workflow_id, support_plan_workflow_id)
 
 Clock = Callable[[], Awaitable[datetime]]
 
@@ -189,7 +190,7 @@ class BillingClient:
             return
         await self.temporal.execute_workflow(
             RegisterMandateWorkflow.run, RegisterMandateInput(org_id=org_id),
-            id=f"mandate-{org_id}-{method.token}", task_queue=self.task_queue,
+            id=mandate_workflow_id(org_id, method.token), task_queue=self.task_queue,
             search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]))
 
     async def handle_gateway_webhook(self, body: bytes, signature: str) -> str | None:
@@ -318,7 +319,7 @@ class BillingClient:
         handle = await self.temporal.start_workflow(
             CheckoutWorkflow.run, CheckoutInput(org_id=org_id, purchase_id=purchase_id,
                                                 abandon_after=self.durations.checkout_abandon),
-            id=f"checkout-{org_id}-{purchase_id}", task_queue=self.task_queue,
+            id=checkout_workflow_id(org_id, purchase_id), task_queue=self.task_queue,
             search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]),
             static_summary=f"Flex Consulting checkout of {org_id}: {level}")
         try:
@@ -352,7 +353,7 @@ class BillingClient:
 
         await asyncio.to_thread(insert)
         await self.temporal.start_workflow(
-            SupportPlanWorkflow.run, SupportPlanInput(org_id=org_id, plan=plan), id=f"support-plan-{org_id}",
+            SupportPlanWorkflow.run, SupportPlanInput(org_id=org_id, plan=plan), id=support_plan_workflow_id(org_id),
             task_queue=self.task_queue, search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]),
             static_summary=f"Support plan of {org_id}")
 
@@ -367,7 +368,7 @@ class BillingClient:
 
         if await asyncio.to_thread(target) == plan.value:
             raise NothingToDo(f"nothing to change: {org_id} is already on (or moving to) the {plan.value} plan")
-        handle = self.temporal.get_workflow_handle_for(SupportPlanWorkflow.run, f"support-plan-{org_id}")
+        handle = self.temporal.get_workflow_handle_for(SupportPlanWorkflow.run, support_plan_workflow_id(org_id))
         try:
             return await handle.execute_update(SupportPlanWorkflow.change_plan,
                                                ChangePlan(plan=plan, requested_by=requested_by))
@@ -625,7 +626,7 @@ class BillingClient:
 
     async def run_month_end(self, period: str) -> MonthEndResult:
         """Start every organization's settlement for `period` (what the month-end Schedule does)."""
-        workflow_id = f"month-end-{period}"
+        workflow_id = month_end_workflow_id(period)
         try:
             handle = await self.temporal.start_workflow(
                 MonthEndWorkflow.run, MonthEndInput(period=period), id=workflow_id, task_queue=self.task_queue,

@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -80,8 +81,18 @@ def describe(pid: int | None, width: int = 80) -> str:
 # --- ports ---------------------------------------------------------------------------------------
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on now, for a server started next (tests, the simulator's SMTP server)."""
-    with socket.socket() as sock:
+    """A port nobody listens on now, for a server started next (tests, the simulator's SMTP server). Chosen below
+    the kernel's ephemeral range: a port from that range can be taken by any process's next outgoing connection
+    (a dev server opens dozens) between our choosing it and our server binding it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10_000, max(low, 10_001))
+        if port_free(port, host):
+            return port
+    with socket.socket() as sock:  # everything below the range is taken: let the kernel choose
         sock.bind((host, 0))
         return sock.getsockname()[1]
 

@@ -35,7 +35,7 @@ from billing.support import SupportPlan
 from contracts.clock import ClockInterceptor
 from contracts.outcomes import NothingToDo
 from store.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
-                            Payment, Subscription, SupportPlanPeriod)
+                            Payment, PaymentMethod, Subscription, SupportPlanPeriod)
 from starter.client import BillingClient, BillingError, SubscriptionIn
 from starter.idle import wait_until_at_rest
 from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
@@ -45,7 +45,8 @@ from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEve
 from starter.processes import binary, free_port
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
-from contracts.flows import org_billing_workflow_id, payment_workflow_id, settlement_workflow_id
+from contracts.flows import (mandate_workflow_id, month_end_workflow_id, org_billing_workflow_id, payment_workflow_id,
+                            settlement_workflow_id, support_plan_workflow_id)
 
 IDLE_TIMEOUT = timedelta(minutes=2)  # wall time a workflow may take to come to rest after a step
 
@@ -217,7 +218,7 @@ class Simulation:
             self.created_orgs.append(name)
             if spec.support_plan is not None:
                 await self.billing.set_support_plan(name, spec.support_plan.plan, spec.support_plan.trial_ends)
-                self.support_workflows.append(f"support-plan-{name}")
+                self.support_workflows.append(support_plan_workflow_id(name))
             if spec.subscription is not None:
                 workflow_id = await self.billing.add_subscription(
                     name, SubscriptionIn(**spec.subscription.model_dump(exclude={"activation_code"})),
@@ -237,7 +238,7 @@ class Simulation:
         async def settle() -> None:
             period = period_before(moment)
             await self.billing.run_month_end(period)  # what the Schedule starts at 00:00 UTC on the 1st
-            self.month_end_workflows.append(f"month-end-{period}")
+            self.month_end_workflows.append(month_end_workflow_id(period))
             orgs = await asyncio.to_thread(self._org_ids, moment)
             results = await asyncio.gather(*(self.billing.settlement_result(org, period) for org in orgs))
             self.settlement_workflows += [settlement_workflow_id(org, period) for org in orgs]
@@ -265,9 +266,9 @@ class Simulation:
                 handle = await self.billing.buy_flex_consulting(event.org, event.level, event.amount)
                 self.checkout_workflows.append(handle.id)
             elif isinstance(event, ChangeSupportPlan):
-                if f"support-plan-{event.org}" not in self.support_workflows:
+                if support_plan_workflow_id(event.org) not in self.support_workflows:
                     await self.billing.set_support_plan(event.org, SupportPlan.BASIC)
-                    self.support_workflows.append(f"support-plan-{event.org}")
+                    self.support_workflows.append(support_plan_workflow_id(event.org))
                 await self.billing.change_support_plan(event.org, event.plan, requested_by="simulator")
             elif isinstance(event, SetBillingContact):
                 await self.billing.set_billing_contact(event.org, event.billing_email, event.only_invoice_emails,
@@ -308,6 +309,13 @@ class Simulation:
             if set(await asyncio.to_thread(self._payments)) <= set(self.payment_workflows):
                 return
 
+    def mandate_workflows(self) -> list[str]:
+        """The India cards' mandate registrations (E1), found by business key from the cards on file."""
+        with self.db.session() as s:
+            methods = s.exec(select(PaymentMethod.org_id, PaymentMethod.token)
+                             .where(PaymentMethod.issuing_country == "IN").order_by(PaymentMethod.id)).all()
+        return [mandate_workflow_id(org_id, token) for org_id, token in methods]
+
     def _payments(self) -> list[str]:
         """Payment workflows started by others (an activation's grace charge), found by business key."""
         with self.db.session() as s:
@@ -346,7 +354,8 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
                         for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
                                             + simulation.payment_workflows + simulation.activation_workflows
                                             + [org_billing_workflow_id(org) for org in simulation.created_orgs]
-                                            + simulation.checkout_workflows + simulation.support_workflows):
+                                            + simulation.checkout_workflows + simulation.support_workflows
+                                            + await asyncio.to_thread(simulation.mandate_workflows)):
                             handle = client.get_workflow_handle(workflow_id)
                             history_sink[workflow_id] = await handle.fetch_history()
             output = await asyncio.to_thread(report, db, (utc(scenario.until) - timedelta(seconds=1)).date())

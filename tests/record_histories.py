@@ -13,18 +13,20 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from contracts.flows import ID_PREFIXES
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from billing.logging import configure_logging
 from worker import install_runtime
 
 HERE = Path(__file__).parent
-WORKFLOW_KINDS = ["month-end", "settlement", "payment", "activation", "mandate", "org-billing", "checkout",
-                  "support-plan"]  # workflow ID prefixes (workflows/shared.py)
+WORKFLOW_KINDS = sorted(ID_PREFIXES.values(), key=len, reverse=True)  # longest first: "month-end" before "month"
 RECORDED = ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "subscriptions/credit_lines.yaml",
             "subscriptions/prepaid_eur.yaml", "activation/applied_day_12.yaml", "activation/never_applied.yaml",
             "rbi/processing_paid.yaml", "rbi/authorize_revoke_reverse.yaml", "recovery/sca_authenticate.yaml",
-            "recovery/overdue.yaml", "support/flex_consulting.yaml", "support/support_plans.yaml"]
+            "recovery/overdue.yaml", "support/flex_consulting.yaml", "support/support_plans.yaml",
+            "payments/wire_payment_invoiced.yaml", "payments/forgive_and_refund.yaml",
+            "payments/india_above_mandate_pay_now.yaml"]
 
 
 async def main(force: bool, tag: str | None = None, kinds: list[str] | None = None) -> None:
