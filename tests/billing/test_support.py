@@ -56,3 +56,30 @@ def test_prorated_charges_never_exceed_a_full_month_and_are_rounded(usage, day):
     full = max(PRICES[DEV].rate * usage, PRICES[DEV].minimum)
     [line] = support_charges(periods, "2027-02", usage, PRICES)
     assert line.amount == line.amount.quantize(Decimal("0.01")) and line.amount <= full + Decimal("0.005")
+
+
+# B1 proration, each amount to the cent: a plan billed for part of the month is charged days/days-in-month of its
+# monthly price (a mutant that drops the proration, or counts the wrong days, fails each of these).
+def test_a_plan_starting_mid_month_is_charged_for_its_days_only():
+    [line] = support_charges([PlanPeriod(plan=DEV, start=date(2027, 1, 10))], "2027-01", Decimal("1000"), PRICES)
+    assert (line.days, line.amount) == (22, Decimal("141.94"))  # 200.00 x 22/31 = 141.935...
+
+
+def test_a_trial_ending_mid_month_bills_from_its_end():
+    trial = PlanPeriod(plan=PREMIUM, start=date(2027, 2, 1), trial_ends=date(2027, 2, 15))
+    [line] = support_charges([trial], "2027-02", Decimal("100"), PRICES)
+    assert (line.days, line.amount) == (14, Decimal("399.50"))  # the 799.00 minimum x 14/28
+
+
+def test_billing_stopped_mid_month_charges_until_then():
+    stopped = PlanPeriod(plan=DEV, start=date(2026, 12, 1), end=date(2027, 1, 12), billing_stopped=date(2027, 1, 12))
+    [line] = support_charges([stopped], "2027-01", Decimal("0"), PRICES)
+    assert (line.days, line.amount) == (11, Decimal("17.39"))  # the 49.00 minimum x 11/31 = 17.387...
+
+
+def test_a_change_on_the_20th_splits_next_month_only():
+    periods, _ = change_plan([PlanPeriod(plan=DEV, start=date(2027, 1, 1))], PREMIUM, date(2027, 1, 20))
+    assert [(l.plan, l.days, l.amount) for l in support_charges(periods, "2027-01", Decimal("1000"), PRICES)] == [
+        (DEV, 31, Decimal("200.00"))]
+    assert [(l.plan, l.days, l.amount) for l in support_charges(periods, "2027-02", Decimal("1000"), PRICES)] == [
+        (PREMIUM, 28, Decimal("799.00"))]
