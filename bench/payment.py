@@ -50,7 +50,7 @@ from billing.invoicing import CLOUD_CURRENCY, invoice_number, period_before
 from billing.logging import configure_logging
 from billing.profiles import OrganizationIn
 from store.tables import Invoice, InvoiceStatus, PaymentStatus, SandboxCharge
-from starter.client import BillingClient
+from services.client import BillingClient
 from starter.processes import binary, free_port
 from worker import build_worker, install_runtime
 from contracts.flows import SEARCH_ATTRIBUTES

@@ -288,7 +288,7 @@ async def temporal_part(opts: Options) -> None:
     from activities.email import SmtpSettings
     from store.db import Database
     from store.gateway import SandboxGateway
-    from starter.client import BillingClient
+    from services.client import BillingClient
     from contracts.flows import SEARCH_ATTRIBUTES
 
     print(f"\n1. Month-end settlement on the dev server: {opts.orgs} organizations")

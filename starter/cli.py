@@ -137,7 +137,7 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 def _one_line(err: BaseException) -> str:
     """`events[2].invoice (retry_payment for acme at …): organization 'acme' has no invoice 'INV-9'`."""
-    from starter.client import BillingError
+    from services.client import BillingError
 
     where = (getattr(err, "__notes__", None) or ["simulation"])[-1]
     message = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -262,7 +262,7 @@ def _tax_check(args: argparse.Namespace) -> int:
 async def _client() -> Any:
     from store.db import Database
     from store.gateway import SandboxGateway
-    from starter.client import BillingClient
+    from services.client import BillingClient
     from worker import connect
 
     db = Database(config.database_url())
@@ -276,7 +276,7 @@ async def _billing_profile(client: Any, args: argparse.Namespace) -> Any:
 
     from billing.profiles import BillingProfileIn
     from store.tables import BillingProfile
-    from starter.client import BillingError
+    from services.client import BillingError
 
     if args.file:
         try:
@@ -308,7 +308,7 @@ async def _billing_profile(client: Any, args: argparse.Namespace) -> Any:
 
 async def _run(args: argparse.Namespace) -> int:
     from contracts.outcomes import NothingToDo
-    from starter.client import BillingError
+    from services.client import BillingError
 
     if args.command == "simulate":
         return await _simulate(args)

@@ -10,7 +10,7 @@ from sqlmodel import select
 from billing.cards import CardIn
 from billing.profiles import BillingProfileIn, OrganizationIn
 from store.tables import UsageLine
-from starter.client import BillingClient, BillingError, UsageIn
+from services.client import BillingClient, BillingError, UsageIn
 from starter.idle import wait_until_at_rest
 from contracts.flows import settlement_workflow_id
 

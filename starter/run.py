@@ -27,7 +27,7 @@ from store import migrate
 from store.db import Database
 from store.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
-from starter.client import BillingClient
+from services.client import BillingClient
 from starter.demo import seed_demo
 from starter.processes import ChildProcess, Conflict, binary, check_ports
 from starter.schedules import ensure_month_end_schedule

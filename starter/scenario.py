@@ -15,7 +15,7 @@ from billing.cards import PaymentMethodIn
 from billing.config import BillingDurations
 from billing.profiles import BillingProfileIn, check_email
 from billing.support import SupportPlan
-from starter.client import CreditLineIn, SubscriptionIn, UsageIn
+from services.client import CreditLineIn, SubscriptionIn, UsageIn
 
 
 

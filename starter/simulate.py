@@ -36,7 +36,7 @@ from contracts.clock import ClockInterceptor
 from contracts.outcomes import NothingToDo
 from store.tables import (CreditLine, EmailMessage, Invoice, InvoiceLine, InvoiceTaxLine, Mandate, Organization,
                             Payment, PaymentMethod, Subscription, SupportPlanPeriod)
-from starter.client import BillingClient, BillingError, SubscriptionIn
+from services.client import BillingClient, BillingError, SubscriptionIn
 from starter.idle import wait_until_at_rest
 from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEvent, RefundPaymentEvent,
                               ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,

@@ -16,7 +16,7 @@ from store.db import Database
 from store.gateway import SandboxGateway
 from store.tables import BillingContactChange, BillingProfile, BillingProfileChange
 from starter import cli
-from starter.client import BillingClient
+from services.client import BillingClient
 from starter.scenario import ScenarioError, load_yaml, parse_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 from tests.factories import card, org_with_method

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from starter import cli
-from starter.client import BillingError
+from services.client import BillingError
 from starter.scenario import load_yaml, parse_scenario
 from tests.scenario_harness import run_scenario
 

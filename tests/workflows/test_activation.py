@@ -13,7 +13,7 @@ from sqlmodel import select
 from store.gateway import SandboxGateway
 from store.tables import Activation, CreditLine, Invoice, Payment
 from contracts.outcomes import NothingToDo
-from starter.client import BillingClient, BillingError, SubscriptionIn, UsageIn
+from services.client import BillingClient, BillingError, SubscriptionIn, UsageIn
 from starter.idle import wait_until_at_rest
 from tests.factories import VISA, card, org_with_method
 from worker import build_worker

@@ -9,7 +9,7 @@ import pytest
 
 from store.gateway import SandboxGateway
 from store.tables import Organization
-from starter.client import BillingClient
+from services.client import BillingClient
 from starter.idle import wait_until_at_rest
 from tests.factories import AT, DECLINED, card, closed_invoice, org_with_method
 from worker import build_worker

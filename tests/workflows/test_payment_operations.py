@@ -16,7 +16,7 @@ from store.db import Database
 from store.gateway import SandboxGateway
 from store.tables import InvoiceForgiveness, Payment, SandboxCharge
 from contracts.outcomes import NothingToDo
-from starter.client import BillingClient, BillingError
+from services.client import BillingClient, BillingError
 from starter.scenario import load_scenario, load_yaml, parse_scenario
 from tests.factories import VISA, card, closed_invoice, org_with_method
 from worker import build_worker

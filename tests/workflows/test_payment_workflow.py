@@ -11,7 +11,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from store.gateway import SandboxGateway
 from store.tables import EmailMessage, Invoice, Payment, PaymentEvent
-from starter.client import BillingClient
+from services.client import BillingClient
 from starter.idle import wait_until_at_rest
 from tests.factories import DECLINED, SCA, VISA, card, closed_invoice, org_with_method
 from worker import build_worker

@@ -12,7 +12,7 @@ from sqlmodel import select
 from store.gateway import SandboxGateway, sign_webhook
 from store.tables import Mandate, Payment
 from contracts.outcomes import NothingToDo
-from starter.client import BillingClient
+from services.client import BillingClient
 from starter.idle import wait_until_at_rest
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario

@@ -12,7 +12,7 @@ from sqlmodel import select
 from billing.cards import payment_method_adapter
 from store.gateway import SandboxGateway
 from store.tables import EmailMessage, Organization, Payment
-from starter.client import BillingClient, BillingError
+from services.client import BillingClient, BillingError
 from starter.idle import wait_until_at_rest
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario

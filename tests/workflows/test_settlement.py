@@ -14,7 +14,7 @@ from temporalio import activity
 from activities.invoices import InvoiceActivities, InvoiceSummary, SettleInvoiceRequest
 from store.gateway import SandboxGateway
 from store.tables import CreditLine, Invoice, Payment
-from starter.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
+from services.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
 from starter.scenario import load_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 from tests.factories import VISA, card, org_with_method

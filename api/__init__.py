@@ -1,0 +1,1 @@
+"""The HTTP API (SPEC I1-I6): validates, authorizes, then calls the application services."""
