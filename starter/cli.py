@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from billing import config
 from store import migrate
 from billing.logging import configure_logging
+from billing.permissions import ApiRole
 
 EXIT_INVALID = 2
 # The SDK core warns on every run that the time-skipping server does not advertise this capability
@@ -43,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
+
+    keys = commands.add_parser("api-key", help="API keys (SPEC I2): create (shown once), list, revoke")
+    key_commands = keys.add_subparsers(dest="key_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once (only its hash is kept)")
+    create.add_argument("--org", help="the organization the key belongs to (not for --role operator)")
+    create.add_argument("--role", required=True, choices=[role.value for role in ApiRole])
+    create.add_argument("--project", help="the project of a project-owner / project-read-only key")
+    create.add_argument("--name", help="who or what uses the key (kept in audits)")
+    create.add_argument("--json", action="store_true", help="print id, key, organization and role as JSON")
+    key_list = key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    key_list.add_argument("--org")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id (key_…): it stops working at once")
+    revoke.add_argument("key_id")
 
     retry = commands.add_parser("retry-payment", help="signal a failed payment to retry (SPEC F3)")
     retry.add_argument("org")
@@ -306,6 +320,40 @@ async def _billing_profile(client: Any, args: argparse.Namespace) -> Any:
                            f"{first['msg'].removeprefix('Value error, ')}") from None
 
 
+def _api_key(args: argparse.Namespace) -> int:
+    from services import apikeys
+    from store.db import Database
+
+    db = Database(config.database_url())
+    try:
+        if args.key_command == "create":
+            try:
+                key = apikeys.create_key(db, ApiRole(args.role), org_id=args.org, project=args.project, name=args.name)
+            except apikeys.ApiKeyError as err:
+                return _fail(str(err))
+            if args.json:
+                print(json.dumps({"id": key.id, "key": key.secret, "org": key.org_id, "role": key.role.value,
+                                  "project": key.project}))
+            else:
+                print(key.secret)
+                print(f"{key.id}: {key.role.title}" + (f" of {key.org_id}" if key.org_id else "")
+                      + (f", project {key.project}" if key.project else "")
+                      + " (shown once: only its hash is kept)", file=sys.stderr)
+        elif args.key_command == "list":
+            for key in apikeys.list_keys(db, args.org):
+                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.org_id or '(operator)'}\t{key.role}\t{key.project or ''}\t{key.name}\t{state}")
+        else:
+            try:
+                apikeys.revoke_key(db, args.key_id)
+            except apikeys.ApiKeyError as err:
+                return _fail(str(err))
+            print(f"{args.key_id} revoked")
+    finally:
+        db.dispose()
+    return 0
+
+
 async def _run(args: argparse.Namespace) -> int:
     from contracts.outcomes import NothingToDo
     from services.client import BillingError
@@ -317,6 +365,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "db":
         migrate.upgrade(config.database_url())
         return 0
+    if args.command == "api-key":
+        return _api_key(args)
     client = await _client()
     try:
         if args.command == "retry-payment":

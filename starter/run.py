@@ -28,6 +28,7 @@ from store.db import Database
 from store.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
 from services.client import BillingClient
+from starter.api_server import ApiServer, write_demo_env
 from starter.demo import seed_demo
 from starter.processes import ChildProcess, Conflict, binary, check_ports
 from starter.schedules import ensure_month_end_schedule
@@ -181,6 +182,8 @@ async def serve() -> None:
                 ports.update(server.child.ports)
         if local_smtp:
             ports["SMTP_PORT"] = smtp.port  # aiosmtpd runs in this process: it ends with it
+        api_port = int(os.environ.get("API_PORT", "8000"))
+        ports["API_PORT"] = api_port
         # Every port before anything starts: a clash is reported at once, not after a minute of startup.
         check_ports(ports)
         await asyncio.to_thread(migrate.upgrade, url)
@@ -222,7 +225,14 @@ async def serve() -> None:
         billing = BillingClient(client, db, SandboxGateway(db))
         workflow_ids = await _unless_ended(seed_demo(billing, datetime.now(timezone.utc)), parts)
         log.info("demo seeded", workflows=workflow_ids)
-        log.info("billing engine ready; stop it with Ctrl-C", ui=ui_url, temporal=address,
+        api = ApiServer(billing, "127.0.0.1", api_port)
+        stack.push_async_callback(api.stop)
+        parts[await api.start()] = "the HTTP API"
+        demo_env = await asyncio.to_thread(write_demo_env, billing, data / "demo.env", api.url)
+        log.info("http api started", url=api.url, docs=f"{api.url}/docs", demo_env=str(data / "demo.env"),
+                 organization="demo", operator_key_in="BILLING_OPERATOR_KEY")
+        log.info("billing engine ready; stop it with Ctrl-C", ui=ui_url, api=demo_env["BILLING_API_URL"],
+                 temporal=address,
                  namespace=config.temporal_namespace(), database=make_url(url).render_as_string(hide_password=True),
                  maildir=str(maildir.resolve()) if maildir else f"external SMTP {smtp.host}:{smtp.port}",
                  list_demo_workflows=_list_command(address))

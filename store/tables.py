@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Date, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Date, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from billing.statuses import BillingMode, InvoiceStatus, OrgStatus, PaymentStatus, Role  # noqa: F401  (the columns' values)
@@ -115,7 +115,8 @@ class UsageLine(SQLModel, table=True):
     """A rated usage line item; the product does not price resources."""
 
     __tablename__ = "usage_lines"
-    __table_args__ = (Index("ix_usage_org_period", "org_id", "period"),)
+    __table_args__ = (Index("ix_usage_org_period", "org_id", "period"),
+                      UniqueConstraint("org_id", "key", name="uq_usage_lines_org_key"))
     id: int | None = Field(default=None, primary_key=True)
     org_id: str = Field(foreign_key="organizations.id", max_length=64)
     period: str = Field(max_length=7)  # YYYY-MM of the usage's start
@@ -128,6 +129,8 @@ class UsageLine(SQLModel, table=True):
     quantity: Decimal = _money()
     unit: str = Field(default="", max_length=20)
     unit_price: Decimal = _money()
+    # I3: the backend's own key for the line; a re-sent line with the same key is not recorded twice.
+    key: str | None = Field(default=None, max_length=200)
 
 
 class Invoice(SQLModel, table=True):
@@ -381,3 +384,100 @@ class SandboxCharge(SQLModel, table=True):
     requires_authorization: bool = False
     authorized_at: datetime | None = _ts(default=None)
     webhook_sent: bool = False
+
+
+class ApiKey(SQLModel, table=True):
+    """SPEC I2: an API key, kept as its SHA-256 only (shown once when created), bound to one organization and
+    role, or an operator key (no organization)."""
+
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True, max_length=40)  # public: "key_…", printed in lists and audits
+    secret_hash: str = Field(max_length=64, unique=True)
+    org_id: str | None = Field(default=None, foreign_key="organizations.id", index=True, max_length=64)
+    role: str = Field(max_length=32)  # billing.permissions.ApiRole
+    project: str | None = Field(default=None, max_length=100)  # a project role's project (B2)
+    name: str = Field(max_length=200)  # who or what uses it: kept in audits (changed_by, raised_by)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(default=None)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """SPEC I3: a POST's Idempotency-Key with its request's hash and its first response, for 24 hours."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=64)  # SHA-256 of the caller's credentials: two callers' keys never collide
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    status_code: int | None = None  # None while the first request is still being answered
+    content_type: str | None = Field(default=None, max_length=100)
+    body: bytes | None = Field(default=None, sa_type=LargeBinary)
+    created_at: datetime = _ts(index=True)
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """SPEC I5: every inbound gateway webhook accepted, by its id: a replay finds it and changes nothing."""
+
+    __tablename__ = "webhook_receipts"
+    id: str = Field(primary_key=True, max_length=100)
+    type: str = Field(max_length=60)
+    received_at: datetime = _ts()
+    outcome: str = Field(max_length=200)  # what it became (the signal sent, or why it was ignored)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """SPEC I6: where a backend wants our events, with the secret their signatures use."""
+
+    __tablename__ = "webhook_endpoints"
+    id: str = Field(primary_key=True, max_length=40)
+    org_id: str | None = Field(default=None, foreign_key="organizations.id", index=True, max_length=64)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)  # "whsec_…" (Standard Webhooks)
+    event_types: str = Field(default="*", max_length=1000)  # comma-separated, or * for every event
+    created_at: datetime = _ts()
+    disabled_at: datetime | None = _ts(default=None)
+
+
+class EventDelivery(SQLModel, table=True):
+    """SPEC I6: one event for one endpoint, delivered at least once by its own workflow."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),)
+    id: str = Field(primary_key=True, max_length=60)
+    event_id: str = Field(max_length=100, index=True)
+    event_type: str = Field(max_length=60)
+    org_id: str | None = Field(default=None, foreign_key="organizations.id", index=True, max_length=64)
+    endpoint_id: str = Field(foreign_key="webhook_endpoints.id", index=True, max_length=40)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body, signed at each attempt
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(default=None)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """SPEC I6: every attempt at delivering an event, with what the endpoint answered."""
+
+    __tablename__ = "delivery_attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(foreign_key="event_deliveries.id", index=True, max_length=60)
+    attempt: int
+    at: datetime = _ts()
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int = 0
+
+
+class SupportCase(SQLModel, table=True):
+    """SPEC B2: a support case raised for a project of the organization."""
+
+    __tablename__ = "support_cases"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    project: str = Field(max_length=100)
+    subject: str = Field(max_length=200)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    severity: str = Field(default="normal", max_length=16)
+    status: str = Field(default="open", max_length=16)
+    raised_by: str = Field(max_length=320)
+    created_at: datetime = _ts()

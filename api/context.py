@@ -1,0 +1,38 @@
+"""What every route works with: the application services, the database, and the business date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+from fastapi import Request
+
+from services.client import BillingClient
+from store.db import Database
+
+
+@dataclass
+class ApiSettings:
+    max_body_bytes: int = 16 * 1024 * 1024  # a 5,000-line usage batch is ~1.5 MB
+    idempotency_hours: int = 24  # I3: how long a key's first response is kept
+    webhook_tolerance_seconds: int = 300  # I5: a webhook older or newer than this is refused
+
+
+@dataclass
+class ApiContext:
+    billing: BillingClient
+    settings: ApiSettings = field(default_factory=ApiSettings)
+
+    @property
+    def db(self) -> Database:
+        return self.billing.db
+
+    async def now(self) -> datetime:
+        return (await self.billing.clock()).astimezone(timezone.utc)
+
+    async def today(self) -> date:
+        return (await self.now()).date()
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.context

@@ -1,0 +1,1 @@
+"""One module per resource; each route validates, authorizes, then calls the application services."""

@@ -1,0 +1,347 @@
+"""Invoices as the customer reads them (SPEC G1, G2): the list with its filters and one invoice in sections.
+
+Read-only: the HTTP API, the pages and the CSV/PDF documents all read invoices through these functions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlmodel import select
+
+from billing.money import round_money
+from billing.statuses import BillingMode, InvoiceStatus, PaymentStatus
+from store.db import Database
+from store.tables import (BillingProfile, Invoice, InvoiceForgiveness, InvoiceLine, InvoiceTaxLine, Organization,
+                          Payment, PaymentMethod)
+
+SUPPORT_SERVICE = "Support"  # the support plan's line: a subscription charge, left out of Summary by Project (G2)
+MAX_PAGE = 200
+
+
+class StatusFilter(StrEnum):
+    """G1's filters (Pending, Free, Successful) and each stored status by name."""
+
+    PENDING = "pending"  # G1: not paid yet: the open cycle, and closed, failed or invoiced ones still due
+    FREE = "free"  # G1: total 0.00
+    SUCCESSFUL = "successful"  # G1: paid (by card, PayPal, transfer, or entirely by credits)
+    CLOSED = "closed"
+    PAID = "paid"
+    FAILED = "failed"
+    PREPAID = "prepaid"
+    INVOICED = "invoiced"
+    FORGIVEN = "forgiven"
+
+    @property
+    def statuses(self) -> tuple[InvoiceStatus, ...]:
+        return _FILTERS[self] if self in _FILTERS else (InvoiceStatus(self.value.upper()),)
+
+
+_FILTERS = {
+    StatusFilter.PENDING: (InvoiceStatus.PENDING, InvoiceStatus.CLOSED, InvoiceStatus.FAILED, InvoiceStatus.INVOICED),
+    StatusFilter.FREE: (InvoiceStatus.FREE,),
+    StatusFilter.SUCCESSFUL: (InvoiceStatus.PAID, InvoiceStatus.PREPAID),
+}
+
+
+class Action(StrEnum):
+    """What the customer can do with an invoice (G2's Payment Details)."""
+
+    PDF = "PDF"
+    VIEW_DETAILS = "VIEW DETAILS"
+    PAY_NOW = "PAY NOW"
+    RETRY = "RETRY"
+
+
+class InvoiceSummary(BaseModel):
+    """A row of the invoice list (G1)."""
+
+    number: str | None
+    kind: str  # cloud | tax | consulting
+    status: InvoiceStatus
+    period: str
+    currency: str
+    usage: Decimal
+    billed_usage: Decimal
+    tax: Decimal
+    total: Decimal
+    amount_due: Decimal
+    created_at: datetime
+    paid_at: datetime | None
+
+
+class InvoicePage(BaseModel):
+    invoices: list[InvoiceSummary]
+    next_cursor: str | None  # give it as `cursor` for the next page; None on the last page
+    from_date: date  # G1: the filter in force, blank defaults filled in
+    to_date: date
+
+
+class Address(BaseModel):
+    company_name: str | None
+    address_line1: str
+    address_line2: str | None
+    city: str
+    state: str
+    postal_code: str
+    country: str
+    tax_id: str | None
+
+
+class TaxLine(BaseModel):
+    name: str
+    rate: Decimal
+    amount: Decimal
+
+
+class UsageDetail(BaseModel):
+    """G2 Usage Details: one line item."""
+
+    project: str
+    deployment: str | None
+    service: str
+    sku: str
+    start_date: date
+    end_date: date
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+
+
+class PaymentRow(BaseModel):
+    """G2 Payment Details: one way the invoice was (or is being) settled."""
+
+    method: str  # credits | monthly commitment | marketplace | card | PayPal | wire | ach
+    date: datetime | None
+    status: str
+    amount: Decimal
+    currency: str
+    attempt: int | None = None
+    failure_code: str | None = None
+    card: str | None = None  # "Visa •••• 4242" for a card payment
+
+
+class InvoiceDetail(BaseModel):
+    """G2: every section of one invoice, as data."""
+
+    number: str | None
+    kind: str
+    status: InvoiceStatus
+    org_id: str
+    period: str
+    period_start: date
+    period_end: date
+    currency: str
+    usage: Decimal
+    billed_usage: Decimal
+    explanation: str | None  # G3: why billed usage differs from usage
+    tax: Decimal
+    tax_lines: list[TaxLine]
+    total: Decimal
+    credits_applied: Decimal
+    invoiced: Decimal
+    forgiven: Decimal
+    amount_due: Decimal
+    fx_rate: Decimal | None
+    created_at: datetime
+    paid_at: datetime | None
+    billing_address: Address | None
+    cloud_invoice: str | None  # a tax invoice's cloud invoice
+    tax_invoice: str | None  # a cloud invoice's tax invoice
+    usage_by_service: dict[str, Decimal]  # the chart "total usage by service"
+    usage_by_deployment: dict[str, Decimal]  # the chart "usage by deployment"
+    summary_by_project: dict[str, Decimal]  # excluding subscription charges (the support plan)
+    summary_by_service: dict[str, Decimal]
+    payments: list[PaymentRow]
+    actions: list[Action]
+    usage_details: list[UsageDetail]
+
+
+class NotFound(Exception):
+    """No such thing for this organization (the API answers 404, as if it did not exist at all, I2)."""
+
+
+def _period_bounds(period: str) -> tuple[date, date]:
+    year, month = int(period[:4]), int(period[5:7])
+    start = date(year, month, 1)
+    end = date(year + month // 12, month % 12 + 1, 1)
+    return start, date.fromordinal(end.toordinal() - 1)
+
+
+def list_invoices(db: Database, org_id: str, *, status: StatusFilter | None = None, from_date: date | None = None,
+                  to_date: date | None = None, cursor: str | None = None, limit: int = 50,
+                  today: date) -> InvoicePage:
+    """G1: the organization's invoices, newest first; a blank From is the organization's creation date, a blank
+    To is today. `cursor` continues after the last invoice of the previous page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    with db.session() as s:
+        org = s.get(Organization, org_id)
+        if org is None:
+            raise NotFound(f"no organization {org_id!r}")
+        start = from_date or org.created_at.date()
+        end = to_date or today
+        query = select(Invoice).where(Invoice.org_id == org_id, Invoice.created_at >= _midnight(start),
+                                      Invoice.created_at < _midnight(end + timedelta(days=1)))
+        if status is not None:
+            query = query.where(Invoice.status.in_([str(s_) for s_ in status.statuses]))
+        if cursor is not None:
+            query = query.where(Invoice.id < _decode_cursor(cursor))
+        rows = list(s.exec(query.order_by(Invoice.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return InvoicePage(invoices=[_summary(row) for row in rows],
+                       next_cursor=_encode_cursor(rows[-1].id) if more else None, from_date=start, to_date=end)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def _encode_cursor(invoice_id: int) -> str:
+    return f"i{invoice_id}"
+
+
+def _decode_cursor(cursor: str) -> int:
+    if not cursor.startswith("i") or not cursor[1:].isdigit():
+        raise BadCursor("not a cursor this API returned")
+    return int(cursor[1:])
+
+
+def _summary(row: Invoice) -> InvoiceSummary:
+    usd, cur = _money("USD"), _money(row.currency)
+    return InvoiceSummary(number=row.number, kind=row.kind, status=InvoiceStatus(row.status), period=row.period,
+                          currency=row.currency, usage=usd(row.usage), billed_usage=usd(row.billed_usage),
+                          tax=cur(row.tax), total=cur(row.total), amount_due=cur(row.amount_due),
+                          created_at=row.created_at, paid_at=row.paid_at)
+
+
+def _money(currency: str):
+    """Amounts with the currency's minor-unit places ("50.00", not "50"): the database keeps them normalized."""
+    return lambda amount: round_money(amount, currency)
+
+
+def find_invoice(db: Database, org_id: str, number: str) -> Invoice:
+    """The organization's invoice by number; NotFound for another organization's (I2)."""
+    with db.session() as s:
+        row = s.exec(select(Invoice).where(Invoice.number == number, Invoice.org_id == org_id)).first()
+    if row is None:
+        raise NotFound(f"no invoice {number!r}")
+    return row
+
+
+def invoice_detail(db: Database, org_id: str, number: str) -> InvoiceDetail:
+    """G2: one invoice with every section."""
+    invoice = find_invoice(db, org_id, number)
+    with db.session() as s:
+        lines = list(s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
+                            .order_by(InvoiceLine.position)))
+        tax_lines = list(s.exec(select(InvoiceTaxLine).where(InvoiceTaxLine.invoice_id == invoice.id)
+                                .order_by(InvoiceTaxLine.position)))
+        payments = list(s.exec(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt)))
+        methods = {m.id: m for m in s.exec(select(PaymentMethod).where(
+            PaymentMethod.id.in_([p.payment_method_id for p in payments if p.payment_method_id])))}
+        profile = s.get(BillingProfile, invoice.org_id)
+        forgiveness = s.exec(select(InvoiceForgiveness).where(InvoiceForgiveness.invoice_id == invoice.id)).first()
+        cloud = s.get(Invoice, invoice.cloud_invoice_id) if invoice.cloud_invoice_id else None
+        tax_invoice = s.exec(select(Invoice.number).where(Invoice.cloud_invoice_id == invoice.id)).first()
+        if invoice.kind == "tax" and cloud is not None and not lines:
+            # A tax invoice restates its cloud invoice's usage: the same details, in the cloud invoice's USD.
+            lines = list(s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == cloud.id)
+                                .order_by(InvoiceLine.position)))
+    by_service: dict[str, Decimal] = defaultdict(Decimal)
+    by_deployment: dict[str, Decimal] = defaultdict(Decimal)
+    by_project: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        by_service[line.service] += line.amount
+        by_deployment[line.deployment or "(no deployment)"] += line.amount
+        if line.service != SUPPORT_SERVICE:
+            by_project[line.project] += line.amount
+    start, end = _period_bounds(invoice.period)
+    usd, cur = _money("USD"), _money(invoice.currency)
+    tax_cur = cur if invoice.kind == "tax" else usd  # a tax invoice's lines are in its own currency
+    return InvoiceDetail(
+        number=invoice.number, kind=invoice.kind, status=InvoiceStatus(invoice.status), org_id=invoice.org_id,
+        period=invoice.period, period_start=start, period_end=end, currency=invoice.currency, usage=usd(invoice.usage),
+        billed_usage=usd(invoice.billed_usage), explanation=invoice.explanation, tax=cur(invoice.tax),
+        tax_lines=[TaxLine(name=t.name, rate=t.rate, amount=tax_cur(t.amount)) for t in tax_lines],
+        total=cur(invoice.total), credits_applied=cur(invoice.credits_applied), invoiced=cur(invoice.invoiced),
+        forgiven=cur(invoice.forgiven), amount_due=cur(invoice.amount_due), fx_rate=invoice.fx_rate,
+        created_at=invoice.created_at,
+        paid_at=invoice.paid_at, billing_address=_address(profile) if profile else None,
+        cloud_invoice=cloud.number if cloud else None, tax_invoice=tax_invoice,
+        usage_by_service=_cents(by_service), usage_by_deployment=_cents(by_deployment),
+        summary_by_project=_cents(by_project), summary_by_service=_cents(by_service),
+        payments=_payment_rows(invoice, payments, methods, forgiveness), actions=available_actions(invoice, payments),
+        usage_details=[UsageDetail(project=line.project, deployment=line.deployment, service=line.service,
+                                   sku=line.sku, start_date=line.start_date, end_date=line.end_date,
+                                   quantity=line.quantity, unit=line.unit, unit_price=line.unit_price,
+                                   amount=usd(line.amount)) for line in lines])
+
+
+def _cents(sums: dict[str, Decimal]) -> dict[str, Decimal]:
+    usd = _money("USD")  # usage is priced in USD (M2)
+    return {name: usd(amount) for name, amount in sums.items()}
+
+
+def invoice_payments(db: Database, org_id: str, number: str) -> list[PaymentRow]:
+    return invoice_detail(db, org_id, number).payments
+
+
+def _address(profile: BillingProfile) -> Address:
+    return Address(company_name=profile.company_name, address_line1=profile.address_line1,
+                   address_line2=profile.address_line2, city=profile.city, state=profile.state,
+                   postal_code=profile.postal_code, country=profile.country, tax_id=profile.tax_id)
+
+
+_METHOD_NAMES = {"card": "card", "paypal": "PayPal", "credits": "credits", "marketplace": "marketplace",
+                 "wire": "wire", "ach": "ach"}
+
+
+def _payment_rows(invoice: Invoice, payments: list[Payment], methods: dict[int, PaymentMethod],
+                  forgiveness: InvoiceForgiveness | None) -> list[PaymentRow]:
+    rows: list[PaymentRow] = []
+    has_credit_row = any(p.method == "credits" for p in payments)
+    if invoice.credits_applied and not has_credit_row:
+        rows.append(PaymentRow(method="credits", date=invoice.created_at, status="APPLIED",
+                               amount=round_money(invoice.credits_applied, invoice.currency), currency=invoice.currency))
+    if invoice.invoiced:
+        mode = BillingMode(invoice.billing_mode)
+        rows.append(PaymentRow(method="marketplace" if mode is BillingMode.MARKETPLACE else "monthly commitment",
+                               date=invoice.created_at, status=invoice.status,
+                               amount=round_money(invoice.invoiced, invoice.currency),
+                               currency=invoice.currency))
+    for p in payments:
+        method = methods.get(p.payment_method_id) if p.payment_method_id else None
+        card = f"{method.brand or 'card'} •••• {method.last4}" if method is not None and method.last4 else None
+        rows.append(PaymentRow(method=_METHOD_NAMES.get(p.method, p.method), date=p.updated_at, status=p.status,
+                               amount=round_money(p.amount, p.currency), currency=p.currency, attempt=p.attempt, failure_code=p.failure_code,
+                               card=card))
+    if forgiveness is not None:
+        rows.append(PaymentRow(method="forgiven", date=forgiveness.at, status=InvoiceStatus.FORGIVEN,
+                               amount=round_money(forgiveness.amount, forgiveness.currency), currency=forgiveness.currency))
+    return rows
+
+
+def available_actions(invoice: Invoice, payments: list[Payment]) -> list[Action]:
+    """G2: PDF and VIEW DETAILS always; PAY NOW while an amount is due on a closed invoice charged to the method on
+    file; RETRY after a failed attempt (F3)."""
+    actions = [Action.PDF, Action.VIEW_DETAILS]
+    if invoice.kind == "tax" or invoice.status == InvoiceStatus.PENDING or invoice.amount_due <= 0:
+        return actions
+    if not BillingMode(invoice.billing_mode).charged_to_card:
+        return actions
+    if any(p.status == PaymentStatus.PROCESSING for p in payments):
+        return actions  # the issuer is settling a charge (E3): nothing to do but wait
+    actions.append(Action.PAY_NOW)
+    if invoice.status == InvoiceStatus.FAILED:
+        actions.append(Action.RETRY)
+    return actions

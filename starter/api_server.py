@@ -1,0 +1,68 @@
+"""The HTTP API inside `make run`: uvicorn on API_PORT, and `data/demo.env` with working demo keys."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import uvicorn
+
+from api.app import create_app
+from billing.permissions import ApiRole
+from services import apikeys
+from services.client import BillingClient
+
+DEMO_ORG = "demo"
+
+
+class ApiServer:
+    def __init__(self, billing: BillingClient, host: str, port: int) -> None:
+        self.url = f"http://{host}:{port}"
+        config = uvicorn.Config(create_app(billing), host=host, port=port, log_config=None, access_log=False,
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # the runner owns SIGINT/SIGTERM
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> asyncio.Task[None]:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises what stopped it (e.g. the port was taken meanwhile)
+                raise RuntimeError("the API server stopped while starting")
+            await asyncio.sleep(0.05)
+        return self.task
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                values[name.strip()] = value.strip()
+    return values
+
+
+def write_demo_env(billing: BillingClient, path: Path, api_url: str) -> dict[str, str]:
+    """`data/demo.env`: the API's URL, the demo owner's key and an operator key. Keys that still work are kept
+    (a key exists only where it was printed), others are created."""
+    old = _read_env(path)
+    owner, operator = old.get("BILLING_API_KEY"), old.get("BILLING_OPERATOR_KEY")
+    found = apikeys.authenticate(billing.db, owner) if owner else None
+    if found is None or found.org_id != DEMO_ORG or found.role is not ApiRole.ORGANIZATION_OWNER:
+        owner = apikeys.create_key(billing.db, ApiRole.ORGANIZATION_OWNER, org_id=DEMO_ORG,
+                                   name="demo owner (make run)").secret
+    found = apikeys.authenticate(billing.db, operator) if operator else None
+    if found is None or not found.is_operator:
+        operator = apikeys.create_key(billing.db, ApiRole.OPERATOR, name="operator (make run)").secret
+    values = {"BILLING_API_URL": api_url, "BILLING_API_KEY": owner, "BILLING_OPERATOR_KEY": operator}
+    path.write_text("# Written by `make run`: `set -a; . data/demo.env; set +a` before the README's curl session.\n"
+                    + "".join(f"{name}={value}\n" for name, value in values.items()))
+    path.chmod(0o600)
+    return values
