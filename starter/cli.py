@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
+    serve = commands.add_parser("serve-api", help="run the HTTP API on its own (compose's billing-api service)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+
     keys = commands.add_parser("api-key", help="API keys (SPEC I2): create (shown once), list, revoke")
     key_commands = keys.add_subparsers(dest="key_command", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once (only its hash is kept)")
@@ -367,6 +371,11 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "api-key":
         return _api_key(args)
+    if args.command == "serve-api":
+        from starter.api_server import serve_standalone
+
+        await serve_standalone(args.host, args.port)
+        return 0
     client = await _client()
     try:
         if args.command == "retry-payment":
