@@ -8,7 +8,7 @@ from api import problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import invoices
+from api.routes import codec, invoices
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -39,6 +39,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
                        idempotency_hours=context.settings.idempotency_hours)
     for module in (invoices,):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(codec.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

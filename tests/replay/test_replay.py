@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from contracts.codec import data_converter
 from temporalio.worker import Replayer
 
 from contracts.flows import ID_PREFIXES
@@ -96,6 +96,6 @@ def test_histories_are_recorded_for_every_registered_workflow():
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_cleanly(path):
     history = without_retired_updates(WorkflowHistory.from_json(path.stem, path.read_text()))
-    result = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+    result = await Replayer(workflows=WORKFLOWS, data_converter=data_converter()).replay_workflow(
         history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
