@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
+    codec = commands.add_parser("codec-key", help="payload encryption keys (SPEC J1)")
+    codec.add_argument("action", choices=["new"], help="print a new key line (id:base64), to put first in the "
+                                                       "key file or BILLING_CODEC_KEYS")
+    codec.add_argument("--id", help="the key's id (default: a random one)")
+
     serve = commands.add_parser("serve-api", help="run the HTTP API on its own (compose's billing-api service)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
@@ -371,6 +376,11 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "api-key":
         return _api_key(args)
+    if args.command == "codec-key":
+        from contracts.codec import new_key_line
+
+        print(new_key_line(args.id))
+        return 0
     if args.command == "serve-api":
         from starter.api_server import serve_standalone
 

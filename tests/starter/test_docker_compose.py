@@ -295,6 +295,18 @@ def test_billing_services_use_our_image_and_backends(services, name):
     assert env["SMTP_PORT"] == "1025"
 
 
+@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
+def test_billing_services_share_the_codec_keys(compose, services, name):
+    """J1: one key file for every process that encrypts or decrypts payloads, from a compose secret (never a
+    per-container file, which would give each worker its own key)."""
+    service = services[name]
+    assert env_of(service)["BILLING_CODEC_KEY_FILE"] == "/run/secrets/codec-keys"
+    assert "codec-keys" in service.get("secrets", [])
+    assert compose["secrets"]["codec-keys"]["file"] == "./deploy/secrets/codec-keys"
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/secrets/" in ignored, "keys must never be committed"
+
+
 def test_billing_database_credentials_match_init_script(services):
     url = urlsplit(env_of(services["billing-worker"])["DATABASE_URL"])
     sql = "\n".join(p.read_text() for p in (ROOT / "deploy").rglob("*.sql"))
