@@ -8,7 +8,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
+                               TelemetryFilter)
 from temporalio.worker import Worker
 
 from activities.activation import ActivationActivities
@@ -66,10 +67,14 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
 
 
 def install_runtime() -> None:
-    """Forward the SDK core's logs into Python logging (JSON on stderr, redacted) instead of stdout."""
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))))), error_if_already_set=False)
+    """Forward the SDK core's logs into Python logging (JSON on stderr, redacted) instead of stdout; export the SDK's
+    metrics in Prometheus format on `BILLING_SDK_METRICS_ADDRESS` (host:port) when it is set (SPEC J2)."""
+    address = os.environ.get("BILLING_SDK_METRICS_ADDRESS")
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                              forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))),
+        metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True) if address else None)),
+        error_if_already_set=False)
 
 
 def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: SmtpSettings,

@@ -8,7 +8,7 @@ from api import problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import codec, invoices
+from api.routes import codec, invoices, metrics
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -40,6 +40,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
     for module in (invoices,):
         app.include_router(module.router, prefix="/v1")
     app.include_router(codec.router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, or_
 from sqlmodel import select
 
+from billing.invoicing import last_day_of
 from billing.money import round_money
 from billing.statuses import BillingMode, InvoiceStatus, PaymentStatus
 from store.db import Database
@@ -169,10 +170,7 @@ class NotFound(Exception):
 
 
 def _period_bounds(period: str) -> tuple[date, date]:
-    year, month = int(period[:4]), int(period[5:7])
-    start = date(year, month, 1)
-    end = date(year + month // 12, month % 12 + 1, 1)
-    return start, date.fromordinal(end.toordinal() - 1)
+    return date(int(period[:4]), int(period[5:7]), 1), last_day_of(period)
 
 
 def list_invoices(db: Database, org_id: str, *, status: StatusFilter | None = None, from_date: date | None = None,

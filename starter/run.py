@@ -287,6 +287,14 @@ def main() -> None:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     # aiosmtpd logs every SMTP command at INFO; MaildirSink logs one line per message instead.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # J2: the SDK's metrics, served with the business metrics on the API's /metrics.
+    metrics_port = int(os.environ.get("SDK_METRICS_PORT", "9464"))
+    os.environ.setdefault("BILLING_SDK_METRICS_ADDRESS", f"127.0.0.1:{metrics_port}")
+    try:
+        check_ports({"SDK_METRICS_PORT": metrics_port})  # the runtime binds it at once, before serve() checks
+    except Conflict as err:
+        print(err, file=sys.stderr)
+        sys.exit(2)
     install_runtime()
     sys.exit(asyncio.run(_main()))
 

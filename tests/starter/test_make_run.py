@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
+
 from starter.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +121,10 @@ def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
     env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
-               SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO")
+               SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO", API_PORT=str(free_port()),
+               SDK_METRICS_PORT=str(free_port()))
+    env.pop("BILLING_SDK_METRICS_ADDRESS", None)
+    env.pop("BILLING_CODEC_KEYS", None)  # the embedded default: a key file in the data directory
     groups: list[int] = []
     processes: list[subprocess.Popen] = []
     try:
@@ -138,6 +143,7 @@ def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None
         assert any(wid.startswith("payment-") for wid, _ in workflows)
         mail = _poll(lambda: list(mailbox.Maildir(data / "mail", create=False)), "an e-mail in the maildir")
         assert any(m["To"].endswith(("@demo.test", "@demo-declined.test")) for m in mail)
+        _check_api_and_metrics(data, env)
 
         _interrupt(first, server_pid, first_log)
         groups.clear()
@@ -161,13 +167,33 @@ def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None
                 process.wait(timeout=STOP_TIMEOUT)
 
 
+def _check_api_and_metrics(data: Path, env: dict[str, str]) -> None:
+    """I1, J2: data/demo.env holds working keys; the API lists the demo's invoices; /metrics carries the SDK's
+    metrics and the business's."""
+    demo = dict(line.split("=", 1) for line in (data / "demo.env").read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+    assert demo["BILLING_API_URL"] == f"http://127.0.0.1:{env['API_PORT']}"
+    owner = {"Authorization": f"Bearer {demo['BILLING_API_KEY']}"}
+    invoices = httpx.get(f"{demo['BILLING_API_URL']}/v1/invoices", headers=owner, timeout=10).json()["invoices"]
+    assert any(invoice["status"] == "PAID" for invoice in invoices)
+    assert httpx.get(f"{demo['BILLING_API_URL']}/metrics", headers=owner, timeout=10).status_code == 403
+    operator = {"Authorization": f"Bearer {demo['BILLING_OPERATOR_KEY']}"}
+    text = _poll(lambda: (lambda t: t if "temporal_" in t else None)(
+        httpx.get(f"{demo['BILLING_API_URL']}/metrics", headers=operator, timeout=10).text), "the SDK's metrics")
+    assert 'billing_payments{method="card",status="PAID"}' in text
+    assert "billing_settlement_lag_seconds" in text
+
+
 def _environment(data: Path) -> tuple[dict[str, str], int, int, int]:
     """The embedded defaults on free ports and a data directory of the test's own."""
     port, ui_port, smtp_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
     env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
-               SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO")
+               SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO", API_PORT=str(free_port()),
+               SDK_METRICS_PORT=str(free_port()))
+    env.pop("BILLING_SDK_METRICS_ADDRESS", None)
+    env.pop("BILLING_CODEC_KEYS", None)
     return env, port, ui_port, smtp_port
 
 
