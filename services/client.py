@@ -184,7 +184,8 @@ class BillingClient:
         await self._register_mandate_if_india(org_id, tokenized)
         return result
 
-    async def reauthenticate_payment_method(self, org_id: str, requested_by: str = "customer") -> PaymentMethodUpdated:
+    async def reauthenticate_payment_method(self, org_id: str,
+                                            requested_by: str = "customer") -> PaymentMethodUpdated:
         """SPEC F1-F2: re-authenticate the card on file (SCA) without re-entering it: its token goes to the
         organization's workflow as an update that authenticates it, then charges every failed payment again and
         answers how many were collected. No card, or PayPal (approved at PayPal), is refused."""
@@ -205,7 +206,8 @@ class BillingClient:
             raise BillingError(str(err.cause.message if err.cause else err)) from None
 
     async def tokenize(self, method: CardIn | PayPalIn) -> TokenizedMethod:
-        """A5-A6: hand a card or PayPal account to the gateway; what comes back (token, brand, last 4) is safe to keep."""
+        """A5-A6: hand a card or PayPal account to the gateway; what comes back (token, brand, last 4) is safe
+        to keep."""
         return await self._tokenize(method, await self.clock())
 
     async def _register_mandate_if_india(self, org_id: str, method: TokenizedMethod) -> None:

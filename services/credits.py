@@ -67,7 +67,10 @@ class AvailableCredits(BaseModel):
 
 
 def _row(line: CreditLineState, on: date) -> CreditRow:
-    return CreditRow(kind=line.kind, amount=line.amount, used=line.used, remaining=line.remaining,
+    def cents(amount: Decimal) -> Decimal:  # the database keeps amounts normalized ("5E+2"): show "500.00"
+        return round_money(amount, line.currency)
+
+    return CreditRow(kind=line.kind, amount=cents(line.amount), used=cents(line.used), remaining=cents(line.remaining),
                      progress=(line.used / line.amount).quantize(Decimal("0.0001")) if line.amount else Decimal(0),
                      currency=line.currency, start=line.start, end=line.end, status=line.status(on))
 
@@ -87,10 +90,12 @@ def _commitment_month(terms: SubscriptionTerms, sub: Subscription, usage: Decima
     billed = explanation = None
     if state.months_billed == index:  # the month the next settlement bills (not one held by a late activation)
         projected = bill_period(terms, state, usage, period)
-        billed, explanation = projected.billed_usage, projected.explanation
+        billed = round_money(projected.billed_usage, CREDIT_CURRENCY)
+        explanation = projected.explanation
     return CommitmentMonth(period=period, month=index + 1, term_months=terms.term_months, monthly_commitment=minimum,
                            usage_to_date=usage, commitment_left=max(minimum - usage, Decimal("0.00")),
-                           banked=state.bank, billed_if_closed_today=billed, explanation=explanation)
+                           banked=round_money(state.bank, CREDIT_CURRENCY), billed_if_closed_today=billed,
+                           explanation=explanation)
 
 
 def available_credits(db: Database, org_id: str, on: date) -> AvailableCredits:

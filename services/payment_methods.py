@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
 from billing.cards import PaymentMethodIn
+from billing.money import round_money
 from contracts.organization import PaymentMethodUpdated
 from services.client import BillingClient
 from store.db import Database
@@ -76,7 +77,10 @@ def _masked(s, method: PaymentMethod) -> MaskedMethod:
     return MaskedMethod(kind=method.kind, brand=method.brand, last4=method.last4, exp_month=method.exp_month,
                         exp_year=method.exp_year, issuing_country=method.issuing_country,
                         paypal_email=method.paypal_email, added_at=method.created_at,
-                        mandate=None if mandate is None else MandateView.model_validate(mandate, from_attributes=True))
+                        mandate=None if mandate is None else MandateView(
+                            status=mandate.status, limit=round_money(mandate.limit, mandate.currency),
+                            currency=mandate.currency, registered_at=mandate.registered_at,
+                            revoked_at=mandate.revoked_at))
 
 
 def on_file(db: Database, org_id: str) -> PaymentMethodOnFile:

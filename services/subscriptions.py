@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlmodel import select
 
+from billing.money import round_money
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
 from services.client import BillingClient, SubscriptionIn
 from store.db import Database
@@ -68,7 +69,8 @@ def _view(row: Subscription) -> SubscriptionView:
     terms = SubscriptionTerms(type=row.type, term_start=row.term_start, term_months=row.term_months,
                               commitment=row.commitment, currency=row.currency)
     return SubscriptionView(id=row.id, type=SubscriptionType(row.type), status=row.status, term_start=row.term_start,
-                            term_end=terms.term_end(), term_months=row.term_months, commitment=row.commitment,
+                            term_end=terms.term_end(), term_months=row.term_months,
+                            commitment=round_money(row.commitment, row.currency),
                             currency=row.currency, created_at=row.created_at)
 
 
