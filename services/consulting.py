@@ -104,9 +104,10 @@ async def _update(billing: BillingClient, org_id: str, purchase_id: str, update,
     except WorkflowUpdateFailedError as err:
         raise BillingError(str(err.cause.message if err.cause else err)) from None
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND and "completed" not in err.message:
-            raise NotFound(f"no checkout {purchase_id!r}") from None
-        # A finished checkout (paid or abandoned) takes no more steps; its state says which.
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # No running checkout: a finished one (paid or abandoned) still answers its state and takes no more steps;
+        # one that never existed is NotFound from here.
         state = await checkout(billing, org_id, purchase_id)
         raise BillingError(f"the checkout is {state.step.lower()}: start a new one") from None
     return await checkout(billing, org_id, purchase_id)
