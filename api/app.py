@@ -8,7 +8,8 @@ from api import problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import codec, invoices, metrics
+from api.routes import (codec, consulting, credits, invoices, metrics, organization, payment_methods, subscriptions,
+                        support)
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -37,7 +38,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
     problems.install(app)
     app.add_middleware(GuardMiddleware, db=lambda: context.db, max_body_bytes=context.settings.max_body_bytes,
                        idempotency_hours=context.settings.idempotency_hours)
-    for module in (invoices,):
+    for module in (invoices, organization, payment_methods, subscriptions, credits, support, consulting):
         app.include_router(module.router, prefix="/v1")
     app.include_router(codec.router)
     app.include_router(metrics.router)

@@ -184,6 +184,32 @@ class BillingClient:
         await self._register_mandate_if_india(org_id, tokenized)
         return result
 
+    async def reauthenticate_payment_method(self, org_id: str,
+                                            requested_by: str = "customer") -> PaymentMethodUpdated:
+        """SPEC F1-F2: re-authenticate the card on file (SCA) without re-entering it: its token goes to the
+        organization's workflow as an update that authenticates it, then charges every failed payment again and
+        answers how many were collected. No card, or PayPal (approved at PayPal), is refused."""
+        def on_file() -> TokenizedMethod:
+            self._require_org(org_id)
+            _, method = self._profile_and_method(org_id)
+            if method is None:
+                raise BillingError(f"organization {org_id!r} has no payment method to re-authenticate")
+            return method
+
+        method = await asyncio.to_thread(on_file)
+        await start_org_billing(self.temporal, self.task_queue, org_id, self.durations)
+        handle = self.temporal.get_workflow_handle_for(OrgBillingWorkflow.run, org_billing_workflow_id(org_id))
+        try:
+            return await handle.execute_update(OrgBillingWorkflow.update_payment_method, PaymentMethodUpdate(
+                method=method, authenticate=True, requested_by=requested_by))
+        except WorkflowUpdateFailedError as err:
+            raise BillingError(str(err.cause.message if err.cause else err)) from None
+
+    async def tokenize(self, method: CardIn | PayPalIn) -> TokenizedMethod:
+        """A5-A6: hand a card or PayPal account to the gateway; what comes back (token, brand, last 4) is safe
+        to keep."""
+        return await self._tokenize(method, await self.clock())
+
     async def _register_mandate_if_india(self, org_id: str, method: TokenizedMethod) -> None:
         """SPEC E1: adding an India-issued card registers a mandate; the caller waits (up to ~2 minutes)."""
         if method.issuing_country != "IN":
@@ -333,6 +359,10 @@ class BillingClient:
         except WorkflowUpdateFailedError as err:
             raise BillingError(str(err.cause.message if err.cause else err)) from None
         return handle
+
+    async def billing_profile_and_method(self, org_id: str) -> tuple[BillingProfile, TokenizedMethod | None]:
+        """What a checkout defaults to (A4): the billing profile and the payment method on file."""
+        return await asyncio.to_thread(self._profile_and_method, org_id)
 
     def _profile_and_method(self, org_id: str) -> tuple[BillingProfile, TokenizedMethod | None]:
         with self.db.session() as s:
