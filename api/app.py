@@ -37,7 +37,8 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
     app.state.context = context
     problems.install(app)
     app.add_middleware(GuardMiddleware, db=lambda: context.db, max_body_bytes=context.settings.max_body_bytes,
-                       idempotency_hours=context.settings.idempotency_hours)
+                       idempotency_hours=context.settings.idempotency_hours,
+                       secret=context.codec.derive_key(b"idempotency request hash"))
     for module in (invoices, organization, payment_methods, subscriptions, credits, support, consulting):
         app.include_router(module.router, prefix="/v1")
     app.include_router(codec.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -62,8 +63,9 @@ def _replay(body: bytes) -> Receive:
 
 class GuardMiddleware:
     def __init__(self, app: ASGIApp, db: Callable[[], Database], max_body_bytes: int,
-                 idempotency_hours: int) -> None:
+                 idempotency_hours: int, secret: bytes) -> None:
         self.app = app
+        self.secret = secret
         self.db = db
         self.limit = max_body_bytes
         self.keep = timedelta(hours=idempotency_hours)
@@ -102,9 +104,11 @@ class GuardMiddleware:
                                                        "message": f"1 to {MAX_KEY_LENGTH} characters"}]))
             return
         # Keys are per caller: the hash of the credentials presented (the route authenticates them).
-        caller = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
-        digest = hashlib.sha256(b"\n".join([scope["method"].encode(), scope["path"].encode(),
-                                            scope.get("query_string", b""), body])).hexdigest()
+        # Keyed hashes: a request body may hold a card number (POST /v1/payment-method), and an unkeyed hash of
+        # one is reversible by trying every number (A6); the credentials likewise.
+        caller = hmac.new(self.secret, headers.get(b"authorization", b""), hashlib.sha256).hexdigest()
+        digest = hmac.new(self.secret, b"\n".join([scope["method"].encode(), scope["path"].encode(),
+                                                   scope.get("query_string", b""), body]), hashlib.sha256).hexdigest()
         db = self.db()
         found = await asyncio.to_thread(self._reserve, db, caller, key, digest)
         if found is not None:

@@ -17,7 +17,9 @@ import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
@@ -39,12 +41,18 @@ class EncryptionCodec(PayloadCodec):
             raise ValueError("the codec needs at least one key")
         self.current = keys[0][0]
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys}
+        self._keys = dict(keys)
         if len(self._ciphers) != len(keys):
             raise ValueError("key ids must be unique")
 
     @property
     def key_ids(self) -> list[str]:
         return list(self._ciphers)
+
+    def derive_key(self, purpose: bytes) -> bytes:
+        """A 256-bit key for another purpose (e.g. keyed hashes), derived from the current key with HKDF, so every
+        process sharing the codec's keys derives the same one and no second secret needs handing out."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(self._keys[self.current])
 
     def encode_one(self, payload: Payload) -> Payload:
         nonce = os.urandom(NONCE_BYTES)

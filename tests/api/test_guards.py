@@ -126,3 +126,21 @@ async def test_invalid_body_names_the_field(counted, keys):
                                   headers={**auth(keys[ApiRole.ORGANIZATION_OWNER]),
                                            "Content-Type": "application/json"})
     assert malformed.status_code == 422 and "Traceback" not in malformed.text
+
+
+async def test_stored_hashes_are_keyed(counted, keys, two_orgs):
+    """A6: a body may hold a card number; its stored hash must not be an unkeyed SHA-256 anyone can recompute."""
+    import hashlib
+
+    from sqlmodel import select
+
+    from store.tables import IdempotencyRecord
+
+    client, calls = counted
+    body = b'{"amount": "4242424242424242"}'
+    await client.post("/v1/test-orders", content=body, headers={**auth(keys[ApiRole.ORGANIZATION_OWNER]),
+                                                                "Idempotency-Key": "pan", "Content-Type": "application/json"})
+    with two_orgs.session() as s:
+        record = s.exec(select(IdempotencyRecord).where(IdempotencyRecord.key == "pan")).one()
+    assert record.request_hash != hashlib.sha256(b"\n".join([b"POST", b"/v1/test-orders", b"", body])).hexdigest()
+    assert record.scope != hashlib.sha256(f"Bearer {keys[ApiRole.ORGANIZATION_OWNER]}".encode()).hexdigest()
