@@ -121,6 +121,12 @@ class PaymentActivities:
                 payment = s.exec(select(Payment).where(Payment.idempotency_key == request.idempotency_key)).first()
                 if payment is None:
                     method = active_payment_method(s, request.org_id)
+                    if request.method is not None:
+                        chosen = self._chosen_method(s, request)
+                        # The newest method the customer gave: the one chosen at checkout, unless the method on
+                        # file was replaced since (F3: a declined card is fixed by replacing it, then RETRY).
+                        if method is None or method.id < chosen.id:  # ids follow the order they were given
+                            method = chosen
                     amount, currency = request.amount, request.currency
                     if request.charge_currency not in (None, request.currency):
                         # SPEC E3: converted once, at the rate in force as the payment moves to PROCESSING.
@@ -143,6 +149,21 @@ class PaymentActivities:
         except IntegrityError:
             # A concurrent attempt with the same key created the row: the database refused a duplicate.
             return self._open_attempt(request)
+
+    @staticmethod
+    def _chosen_method(s, request: ChargeRequest) -> PaymentMethod:
+        """B3: the method chosen at checkout, kept as a method of the organization that is not its method on file
+        (inactive), so the payment names the card it charged (G2) and a retry charges the same one."""
+        chosen = request.method
+        method = s.exec(select(PaymentMethod).where(PaymentMethod.token == chosen.token)).first()
+        if method is None:
+            method = PaymentMethod(org_id=request.org_id, active=False, created_at=request.at, **chosen.model_dump())
+            s.add(method)
+            s.flush()
+        elif method.org_id != request.org_id:
+            raise ApplicationError("the chosen payment method belongs to another organization",
+                                   type="UnknownToken", non_retryable=True)
+        return method
 
     def _processing(self, payment_id: int, request: ChargeRequest, charge_id: str) -> Payment:
         with self.db.session() as s:

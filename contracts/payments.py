@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from temporalio import activity
 
+from billing.cards import TokenizedMethod
 from billing.statuses import PaymentStatus
 
 
@@ -25,6 +26,7 @@ class ChargeRequest(BaseModel):
     charge_currency: str | None = None  # India-issued cards are charged in INR (SPEC E3)
     fx_rate: Decimal | None = None  # USD -> charge currency, from the fx activity when PROCESSING begins
     on_session: bool = False  # PAY NOW: the customer is present and authenticates (SPEC G2, E2)
+    method: TokenizedMethod | None = None  # the method chosen for this invoice (B3 checkout); None: the one on file
 
 
 class ChargeOutcome(BaseModel):
@@ -115,6 +117,9 @@ class ChargeInvoiceInput(BaseModel):
     # outstanding; the run carries out the operation it was started with (a refund) and ends.
     mode: Literal["charge", "await", "serve"] = "charge"
     previous_attempts: int = 0  # attempts already made on this invoice by earlier runs: keys go on from there
+    # The method the customer chose for this invoice at a Flex Consulting checkout (B3), charged instead of the one
+    # on file; None (every other invoice): the organization's method on file (A4).
+    method: TokenizedMethod | None = None
 
 
 class PaymentNotice(BaseModel):

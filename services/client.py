@@ -352,7 +352,7 @@ class BillingClient:
             await handle.execute_update(CheckoutWorkflow.choose_level, args=[level, price])
             await handle.execute_update(CheckoutWorkflow.set_billing_address, BillingAddress(
                 country=address.country, state=address.state, tax_id=address.tax_id))
-            await handle.execute_update(CheckoutWorkflow.set_payment_method, tokenized)
+            await handle.execute_update(CheckoutWorkflow.set_payment_method, args=[tokenized, method is not None])
             await handle.execute_update(CheckoutWorkflow.review)
             if confirm:
                 await handle.execute_update(CheckoutWorkflow.confirm)

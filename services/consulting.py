@@ -156,7 +156,8 @@ async def set_payment_method(billing: BillingClient, org_id: str, purchase_id: s
         method = (await billing.billing_profile_and_method(org_id))[1]
         if method is None:
             raise BillingError(f"organization {org_id!r} has no payment method on file: give one", field="method")
-    return await _update(billing, org_id, purchase_id, CheckoutWorkflow.set_payment_method, method)
+    return await _update(billing, org_id, purchase_id, CheckoutWorkflow.set_payment_method, method,
+                         step.method is not None)
 
 
 async def review(billing: BillingClient, org_id: str, purchase_id: str) -> CheckoutView:

@@ -54,6 +54,7 @@ class CheckoutState(BaseModel):
     price: Decimal | None = None
     address: BillingAddress | None = None
     method: TokenizedMethod | None = None
+    new_method: bool = False  # given at checkout rather than the method on file: the payment charges it (B3)
     cart: Cart | None = None
     invoice: str | None = None
     payment_status: str | None = None
@@ -88,7 +89,9 @@ class CheckoutWorkflow:
             StartingActivities.start_payment,
             ChargeInvoiceInput(org_id=request.org_id, invoice_id=invoice.invoice_id, invoice_number=invoice.number,
                                period=invoice.period, amount=invoice.amount_due, currency=invoice.currency,
-                               notify_workflow_id=workflow.info().workflow_id), **ACTIVITY)
+                               notify_workflow_id=workflow.info().workflow_id,
+                               method=self._state.method if self._state.new_method else None),
+            **ACTIVITY)
         workflow.set_current_details(f"Waiting for the payment of {invoice.number}")
         # A declined card leaves the payment waiting for the customer's retry; the purchase completes when it pays.
         await workflow.wait_condition(lambda: self._state.payment_status == "PAID")
@@ -126,12 +129,12 @@ class CheckoutWorkflow:
             raise ValueError("choose an engagement level first")
 
     @workflow.update
-    def set_payment_method(self, method: TokenizedMethod) -> CheckoutState:
-        self._state.method, self._state.step = method, "REVIEW"
+    def set_payment_method(self, method: TokenizedMethod, new_method: bool = False) -> CheckoutState:
+        self._state.method, self._state.new_method, self._state.step = method, new_method, "REVIEW"
         return self._state
 
     @set_payment_method.validator
-    def _check_method(self, method: TokenizedMethod) -> None:
+    def _check_method(self, method: TokenizedMethod, new_method: bool = False) -> None:
         self._require_checkout_live()
         if self._state.address is None:
             raise ValueError("give the billing address first")

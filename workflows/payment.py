@@ -71,7 +71,7 @@ class PaymentWorkflow:
                               invoice_number=request.invoice_number, attempt=attempt,
                               idempotency_key=f"{request.invoice_number}:{attempt}", amount=request.amount,
                               currency=request.currency, at=clock.now(), refundable=request.refundable,
-                              charge_currency=charge_currency, fx_rate=fx_rate),
+                              charge_currency=charge_currency, fx_rate=fx_rate, method=request.method),
                 **GATEWAY,
             )
             self._state.attempts = attempt

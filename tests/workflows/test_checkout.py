@@ -14,12 +14,12 @@ from sqlmodel import select
 from billing.cards import payment_method_adapter
 from store.gateway import SandboxGateway
 from billing.profiles import BillingProfileIn
-from store.tables import BillingContactChange, BillingProfile, EmailMessage, Invoice, Payment
+from store.tables import BillingContactChange, BillingProfile, EmailMessage, Invoice, Payment, PaymentMethod
 from services.client import BillingClient, BillingError
 from starter.idle import wait_until_at_rest
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
-from tests.factories import DECLINED, VISA, card, org_with_method
+from tests.factories import AMEX, DECLINED, VISA, card, org_with_method
 from worker import build_worker
 from workflows.checkout import CheckoutWorkflow
 from contracts.flows import payment_workflow_id
@@ -140,3 +140,33 @@ async def test_billing_contact_changes_are_audited(shop):
         profile = s.get(BillingProfile, "acme")
     assert changes == [("owner@acme.test", None, "ap@acme.test", True), ("owner@acme.test", "ap@acme.test", None, False)]
     assert (profile.billing_email, profile.only_invoice_emails) == (None, False)
+
+
+async def test_a_card_given_at_checkout_is_the_one_charged(shop):
+    """B3: the method chosen at checkout pays the purchase, not the method on file, which stays on file."""
+    org_with_method(shop.db, shop.gateway, card(DECLINED))
+    handle = await shop.billing.buy_flex_consulting("acme", "standard", Decimal("5000.00"), method=card(VISA))
+    state = await handle.result()
+    assert state.step == "PAID"
+    with shop.db.session() as s:
+        [payment] = s.exec(select(Payment)).all()
+        charged = s.get(PaymentMethod, payment.payment_method_id)
+        on_file = s.exec(select(PaymentMethod).where(PaymentMethod.active == True)).all()  # noqa: E712
+    assert (charged.last4, charged.active) == ("4242", False)
+    assert [m.last4 for m in on_file] == ["0002"]  # the declined card is still the method on file
+
+
+async def test_after_a_declined_checkout_card_the_replaced_method_on_file_pays_the_retry(shop):
+    org_with_method(shop.db, shop.gateway, card(VISA))
+    handle = await shop.billing.buy_flex_consulting("acme", "standard", Decimal("5000.00"), method=card(DECLINED))
+    await wait_until_at_rest(shop.env.client, [handle.id])
+    invoice = (await handle.query(CheckoutWorkflow.state)).invoice
+    await wait_until_at_rest(shop.env.client, [handle.id, payment_workflow_id(invoice)])
+    assert (await handle.query(CheckoutWorkflow.state)).payment_status == "FAILED"
+    await shop.billing.update_payment_method("acme", card(AMEX))
+    await shop.billing.retry_payment("acme")
+    assert (await handle.result()).step == "PAID"
+    with shop.db.session() as s:
+        payments = s.exec(select(Payment).order_by(Payment.attempt)).all()
+        last4 = [s.get(PaymentMethod, p.payment_method_id).last4 for p in payments]
+    assert [p.status for p in payments] == ["FAILED", "PAID"] and last4 == ["0002", "0005"]

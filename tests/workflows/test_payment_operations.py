@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from billing.config import BillingDurations
 from store.db import Database
@@ -128,5 +127,5 @@ async def test_charge_invoice_starts_the_payment_with_the_configured_durations(t
         await handle.result()
         history = await handle.fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    [request] = pydantic_data_converter.payload_converter.from_payloads(started.input.payloads, [ChargeInvoiceInput])
+    [request] = await env.client.data_converter.decode(started.input.payloads, [ChargeInvoiceInput])
     assert request.rbi_authorization_window == timedelta(days=1)
