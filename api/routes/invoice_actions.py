@@ -28,6 +28,7 @@ def _problem(description: str) -> dict:
 
 
 router = APIRouter(tags=["invoice actions"], responses={
+    400: _problem("the body is not JSON"),
     403: _problem("the key's role may not do this"),
     409: _problem("nothing to do (e.g. the invoice is already paid), or refused by a rule: `detail` says which")})
 

@@ -21,6 +21,7 @@ PERIOD = Field(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="a month that ha
                examples=["2027-01"])
 
 router = APIRouter(prefix="/operator", tags=["operator"], dependencies=[operator_only()], responses={
+    400: {"model": Problem, "content": {"application/problem+json": {}}, "description": "the body is not JSON"},
     403: {"model": Problem, "content": {"application/problem+json": {}}, "description": "not an operator key"}})
 
 

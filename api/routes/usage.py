@@ -17,6 +17,9 @@ from services.client import UsageIn, UsageRecorded
 MAX_LINES = 10_000  # I3 asks for at least 5,000 per request; 10,000 lines are ~3 MB, under the body limit
 
 router = APIRouter(tags=["usage"], responses={
+    400: {"model": Problem, "content": {"application/problem+json": {}}, "description": "the body is not JSON"},
+    413: {"model": Problem, "content": {"application/problem+json": {}},
+          "description": "the body is over the size limit (16 MB): send fewer lines per request"},
     403: {"model": Problem, "content": {"application/problem+json": {}},
           "description": "the key's role may not change billing (Organization Owner or Billing Admin)"}})
 Ctx = Annotated[ApiContext, Depends(context)]
