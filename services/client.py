@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from contracts.start import payment_operation, start_org_billing, start_payment_
 from activities.payments import outstanding, refusal_to_refund
 from contracts.outcomes import NothingToDo
 from billing.cards import CardIn, PayPalIn
-from store.cycle import add_usage, open_cycle
+from store.cycle import open_cycle, record_usage_lines
 from store.db import Database
 from store.gateway import PaymentGateway, TokenizedMethod, verify_webhook
 from billing.invoicing import UsageItem, period_of
@@ -33,7 +33,7 @@ from billing.config import BillingDurations
 from store.queries import active_payment_method
 from store.tables import (Activation, BillingContactChange, BillingProfile, BillingProfileChange, CreditLine, FxRate, Invoice, InvoiceStatus, Organization,
                             Mandate, OrgMember, Payment, PaymentMethod, Role, Subscription,
-                            SupportPlanPeriod, UsageLine)
+                            SupportPlanPeriod)
 from workflows.activation import ActivationInput, ActivationState, ActivationWorkflow, ApplyCode, UsageStarted
 from workflows.checkout import BillingAddress, CheckoutInput, CheckoutWorkflow
 from workflows.support_plan import ChangePlan, SupportPlanInput, SupportPlanWorkflow
@@ -61,6 +61,10 @@ class UsageIn(UsageItem):
     """A rated usage line item as the backend sends it (the product does not price resources): checked here."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # I3: the backend's own unique key for the line (per organization); a line sent again with a key already
+    # recorded is a duplicate and is not counted twice. A line without a key is always recorded.
+    key: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("quantity", "unit_price", mode="before")
     @classmethod
@@ -121,6 +125,13 @@ class CreditLineIn(BaseModel):
         if self.end < self.start:
             raise ValueError("'end' is before 'start'")
         return self
+
+
+class UsageRecorded(BaseModel):
+    """What `record_usage` did with a batch (I3)."""
+
+    recorded: int  # lines stored and added to their cycle's running total (G0)
+    duplicates: int  # lines whose key was already recorded: ignored
 
 
 class BillingError(Exception):
@@ -305,30 +316,34 @@ class BillingClient:
             return await asyncio.to_thread(self.gateway.tokenize_card, method, at)
         return await asyncio.to_thread(self.gateway.tokenize_paypal, method, at)
 
-    async def record_usage(self, org_id: str, items: list[UsageIn]) -> int:
+    async def record_usage(self, org_id: str, items: Sequence[UsageIn]) -> UsageRecorded:
+        """Record rated usage lines (the API, the simulator and the demo call this). Each line's `key` makes a re-sent
+        line a duplicate (I3): it is neither stored nor added to the running total again (G0)."""
         await asyncio.to_thread(self._require_org, org_id)
+        if not items:
+            return UsageRecorded(recorded=0, duplicates=0)
         at = await self.clock()
 
-        def insert() -> list[tuple[int, date]]:
+        def insert() -> tuple[int, list[tuple[int, date]]]:
+            rows = [dict(period=period_of(item.start_date), project=item.project, deployment=item.deployment,
+                         service=item.service, sku=item.sku, start_date=item.start_date, end_date=item.end_date,
+                         quantity=item.quantity, unit=item.unit, unit_price=item.unit_price, key=item.key)
+                    for item in items]
             with self.db.session() as s:
-                for item in items:
-                    s.add(UsageLine(org_id=org_id, period=period_of(item.start_date), **item.model_dump()))
-                s.flush()
-                add_usage(s.connection(), org_id, [(period_of(item.start_date), (item.project, item.service,
-                                                    item.quantity, item.unit_price)) for item in items],
-                          period_of(at.date()), at)  # G0: the running total of the cycle's PENDING invoice
+                inserted = record_usage_lines(s.connection(), org_id, rows, period_of(at.date()), at)
+                if not inserted:
+                    return 0, []
                 waiting = s.exec(select(Activation).where(Activation.org_id == org_id, Activation.status == "PENDING",
                                                           Activation.first_usage_on.is_(None))).all()
-            first_day = min(item.start_date for item in items)
-            return [(activation.subscription_id, first_day) for activation in waiting]
+                first_day = min(row[5] for row in inserted)
+                return len(inserted), [(activation.subscription_id, first_day) for activation in waiting]
 
-        if not items:
-            return 0
-        for subscription_id, first_day in await asyncio.to_thread(insert):
+        recorded, started = await asyncio.to_thread(insert)
+        for subscription_id, first_day in started:
             # SPEC D2: the grace period counts days of use; tell a waiting activation that use has begun.
             await self.temporal.get_workflow_handle(activation_workflow_id(org_id, subscription_id)).signal(
                 ActivationWorkflow.usage_started, UsageStarted(first_day=first_day))
-        return len(items)
+        return UsageRecorded(recorded=recorded, duplicates=len(items) - recorded)
 
     async def buy_flex_consulting(self, org_id: str, level: str, price: Decimal,
                                   address: BillingProfileIn | None = None, method: CardIn | PayPalIn | None = None,
@@ -655,7 +670,11 @@ class BillingClient:
         await asyncio.to_thread(insert)
 
     async def run_month_end(self, period: str) -> MonthEndResult:
-        """Start every organization's settlement for `period` (what the month-end Schedule does)."""
+        """Start every organization's settlement for `period` (what the month-end Schedule does) and wait for it."""
+        return await (await self.start_month_end(period)).result()
+
+    async def start_month_end(self, period: str) -> WorkflowHandle:
+        """Start the month-end of `period` without waiting for it (a second start finds the first, H1)."""
         workflow_id = month_end_workflow_id(period)
         try:
             handle = await self.temporal.start_workflow(
@@ -664,7 +683,7 @@ class BillingClient:
                 static_summary=f"Month-end {period}")
         except WorkflowAlreadyStartedError:
             handle = self.temporal.get_workflow_handle_for(MonthEndWorkflow.run, workflow_id)
-        return await handle.result()
+        return handle
 
     async def settlement_result(self, org_id: str, period: str) -> SettleResult:
         return await self.temporal.get_workflow_handle_for(SettlementWorkflow.run,
