@@ -42,26 +42,34 @@ def _cors(request: Request, response: Response) -> None:
         response.headers["Vary"] = "Origin"
 
 
-async def _authorized(request: Request, authorization: str | None) -> bool:
+async def _authorize(request: Request, authorization: str | None) -> None:
+    """An operator key (a key of another role: 403), or the embedded UI when trusted; otherwise 401."""
     if authorization and authorization.lower().startswith("bearer "):
         found = await asyncio.to_thread(authenticate, context(request).db, authorization[7:].strip())
-        return found is not None and found.is_operator
+        if found is not None and not found.is_operator:
+            raise ApiProblem(403, "Forbidden", f"a {found.role.title} key may not decode payloads: operator keys only")
+        if found is not None:
+            return
     client = request.client.host if request.client else ""
-    return (os.environ.get("BILLING_CODEC_TRUST_LOCAL_UI") == "1" and client in LOOPBACK
-            and request.headers.get("origin") in ui_origins())
+    if (os.environ.get("BILLING_CODEC_TRUST_LOCAL_UI") == "1" and client in LOOPBACK
+            and request.headers.get("origin") in ui_origins()):
+        return
+    raise ApiProblem(401, "Unauthorized", "the codec server needs an operator API key",
+                     headers={"WWW-Authenticate": "Bearer"})
 
 
-@router.options("/{path:path}")
-async def preflight(request: Request, path: str) -> Response:
+@router.options("/decode")
+@router.options("/encode")
+@router.options("/{namespace}/decode")
+@router.options("/{namespace}/encode")
+async def preflight(request: Request, namespace: str | None = None) -> Response:
     response = Response(status_code=204)
     _cors(request, response)
     return response
 
 
 async def _apply(request: Request, direction: str, authorization: str | None) -> Response:
-    if not await _authorized(request, authorization):
-        raise ApiProblem(401, "Unauthorized", "the codec server needs an operator API key",
-                         headers={"WWW-Authenticate": "Bearer"})
+    await _authorize(request, authorization)
     codec = context(request).codec
     try:
         payloads = json_format.Parse(await request.body(), Payloads())

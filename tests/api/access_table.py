@@ -38,3 +38,10 @@ ROUTE_ACCESS: dict[tuple[str, str], Access | str] = {
     ("POST", "/v1/consulting/checkouts/{checkout_id}/review"): Access.CHANGE_BILLING,
     ("POST", "/v1/consulting/checkouts/{checkout_id}/confirm"): Access.CHANGE_BILLING,
 }
+
+
+# The body a support case needs (B2 is checked against its project, after validation).
+ROUTE_REQUESTS = {
+    ("POST", "/v1/support-cases"): lambda db: {"json": {"project": "analytics", "subject": "Cluster slow",
+                                                        "description": "Queries take 10 s since Monday."}},
+}
