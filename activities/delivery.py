@@ -30,6 +30,7 @@ from temporalio.client import Client
 from activities._context import activity_log_context
 from billing import webhooks
 from billing.logging import get_logger
+from billing.money import round_money
 from contracts.delivery import (AttemptRequest, AttemptResult, DeliveryInput, EventType, GiveUpRequest,
                                 start_delivery_workflow)
 from store.db import Database
@@ -54,6 +55,10 @@ def _json_default(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return str(round_money(Decimal(amount), currency))  # "20.00", never "2E+1" nor a float
 
 
 def event_id_for(event_type: str, subject: str, at: datetime) -> str:
@@ -86,7 +91,8 @@ def publish(conn: Connection, *, event_type: EventType, org_id: str | None, subj
 
 def invoice_data(invoice: Invoice) -> dict[str, Any]:
     return {"invoice": invoice.number, "kind": invoice.kind, "period": invoice.period, "status": invoice.status,
-            "currency": invoice.currency, "total": invoice.total, "amount_due": invoice.amount_due,
+            "currency": invoice.currency, "total": _money(invoice.total, invoice.currency),
+            "amount_due": _money(invoice.amount_due, invoice.currency),
             "billing_mode": invoice.billing_mode}
 
 
@@ -105,7 +111,7 @@ def publish_payment(s: Session, payment: Payment, at: datetime, failure_code: st
     invoice = s.get(Invoice, payment.invoice_id)
     publish(s.connection(), event_type=event_type, org_id=payment.org_id, subject=f"payment:{payment.id}",
             data={"invoice": invoice.number if invoice else None, "attempt": payment.attempt,
-                  "status": payment.status, "method": payment.method, "amount": payment.amount,
+                  "status": payment.status, "method": payment.method, "amount": _money(payment.amount, payment.currency),
                   "currency": payment.currency, "failure_code": failure_code or payment.failure_code},
             at=at)
 
@@ -114,7 +120,8 @@ def publish_finalized(conn: Connection, summary: InvoiceSummary, at: datetime) -
     """invoice.finalized: the month-end closed the cloud invoice (status FREE, PREPAID, INVOICED or CLOSED, D8)."""
     publish(conn, event_type=EventType.INVOICE_FINALIZED, org_id=summary.org_id, subject=f"invoice:{summary.invoice_id}",
             data={"invoice": summary.number, "kind": summary.kind, "period": summary.period, "status": summary.status,
-                  "currency": summary.currency, "total": summary.total, "amount_due": summary.amount_due,
+                  "currency": summary.currency, "total": _money(summary.total, summary.currency),
+                  "amount_due": _money(summary.amount_due, summary.currency),
                   "billing_mode": summary.billing_mode}, at=at)
 
 

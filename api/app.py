@@ -8,7 +8,7 @@ from api import problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import invoices
+from api.routes import events, invoices, webhooks
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -37,7 +37,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
     problems.install(app)
     app.add_middleware(GuardMiddleware, db=lambda: context.db, max_body_bytes=context.settings.max_body_bytes,
                        idempotency_hours=context.settings.idempotency_hours)
-    for module in (invoices,):
+    for module in (invoices, webhooks, events):
         app.include_router(module.router, prefix="/v1")
 
     @app.get("/healthz", include_in_schema=False)
