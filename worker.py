@@ -52,7 +52,8 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     email = EmailActivities(db, smtp)
     starting = StartingActivities(client, task_queue, db, durations or BillingDurations())
     tax = TaxActivities(db)
-    invoices = InvoiceActivities(db, tax, events)
+    invoices = InvoiceActivities(db, tax)
+    invoices.events = events
     fx = FxActivities(db)
     activation = ActivationActivities(db, email)
     rbi = RbiActivities(db, gateway, email, events)

@@ -242,10 +242,11 @@ def commitment_state_of(sub: Subscription | Row) -> CommitmentState:
 
 
 class InvoiceActivities:
-    def __init__(self, db: Database, tax: TaxActivities | None = None, events: EventPublisher | None = None) -> None:
+    events: EventPublisher | None = None  # I6: set by the worker; starts the deliveries settling published
+
+    def __init__(self, db: Database, tax: TaxActivities | None = None) -> None:
         self.db = db
         self.tax = tax or TaxActivities(db)
-        self.events = events
 
     @activity.defn(name="settle_cloud_invoice")
     @dispatches_events(lambda self, request: request.org_id)
