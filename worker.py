@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.activation import ActivationActivities
 from activities.consulting import ConsultingActivities
+from activities.delivery import DeliveryActivities, EventPublisher
 from activities.email import EmailActivities, SmtpSettings
 from activities.fx import FxActivities
 from activities.invoices import InvoiceActivities
@@ -32,6 +33,7 @@ from contracts.codec import data_converter
 from contracts.clock import ClockInterceptor
 from workflows.activation import ActivationWorkflow
 from workflows.checkout import CheckoutWorkflow
+from workflows.delivery import DeliveryWorkflow
 from workflows.mandate import RegisterMandateWorkflow
 from workflows.month_end import MonthEndWorkflow
 from workflows.organization import OrgBillingWorkflow
@@ -41,29 +43,34 @@ from workflows.support_plan import SupportPlanWorkflow
 from contracts.flows import TASK_QUEUE
 
 WORKFLOWS = [PaymentWorkflow, SettlementWorkflow, MonthEndWorkflow, ActivationWorkflow, RegisterMandateWorkflow,
-             OrgBillingWorkflow, CheckoutWorkflow, SupportPlanWorkflow]
+             OrgBillingWorkflow, CheckoutWorkflow, SupportPlanWorkflow, DeliveryWorkflow]
 
 
 def activities_for(client: Client, task_queue: str, db: Database, gateway: PaymentGateway,
                    smtp: SmtpSettings, durations: BillingDurations | None = None) -> list:
-    payments = PaymentActivities(db, gateway)
+    events = EventPublisher(db, client, task_queue)  # I6: starts the deliveries activities publish
+    payments = PaymentActivities(db, gateway, events)
     email = EmailActivities(db, smtp)
     starting = StartingActivities(client, task_queue, db, durations or BillingDurations())
     tax = TaxActivities(db)
     invoices = InvoiceActivities(db, tax)
+    invoices.events = events
     fx = FxActivities(db)
     activation = ActivationActivities(db, email)
-    rbi = RbiActivities(db, gateway, email)
+    rbi = RbiActivities(db, gateway, email, events)
     consulting = ConsultingActivities(db)
     support = SupportActivities(db)
-    organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations())
+    organization = OrganizationActivities(db, gateway, email, client, task_queue, durations or BillingDurations(),
+                                          events)
+    delivery = DeliveryActivities(db)
     return [payments.charge_payment, payments.record_manual_payment, payments.forgive_invoice, payments.refund_payment,
             invoices.settle_cloud_invoice,
             fx.fx_rate, email.send_email, starting.start_payment, starting.start_settlements, activation.issue_code,
             activation.first_usage, activation.end_grace, activation.activate, rbi.prepare_charge,
             rbi.register_mandate, rbi.authorize, rbi.mark_pending_reversal, rbi.withdraw_unauthorized,
             rbi.record_outcome, organization.attach, organization.failed_invoices, organization.set_status,
-            organization.notify, consulting.price, consulting.issue_invoice, support.record_change]
+            organization.notify, consulting.price, consulting.issue_invoice, support.record_change,
+            delivery.deliver_event, delivery.give_up]
 
 
 def install_runtime() -> None:

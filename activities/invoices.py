@@ -19,6 +19,7 @@ from sqlmodel import Session, func, select
 from temporalio import activity
 
 from activities._context import activity_log_context
+from activities.delivery import EventPublisher, dispatches_events, publish_finalized
 from activities.fx import FxRequest, rate_in_force
 from activities.tax import TaxActivities, TaxRequest
 from billing.credits import date_by_usage, draw_credits, line_cuts_period, usage_by_span
@@ -223,11 +224,14 @@ def commitment_state_of(sub: Subscription | Row) -> CommitmentState:
 
 
 class InvoiceActivities:
+    events: EventPublisher | None = None  # I6: set by the worker; starts the deliveries settling published
+
     def __init__(self, db: Database, tax: TaxActivities | None = None) -> None:
         self.db = db
         self.tax = tax or TaxActivities(db)
 
     @activity.defn(name="settle_cloud_invoice")
+    @dispatches_events(lambda self, request: request.org_id)
     def settle_cloud_invoice(self, request: SettleInvoiceRequest) -> InvoiceSummary:
         """The whole month-end of one organization's cloud invoice in one transaction: close it (rate the usage,
         apply the subscription, D1), add the support lines (B1), tax it (C1-C4), draw the credits (D3, D6), decide
@@ -242,6 +246,7 @@ class InvoiceActivities:
                     if created:
                         sub = conn.execute(_ACTIVE_SUBSCRIPTION, {"org_id": request.org_id}).first()
                         summary = self._settle(conn, key, request, sub, pending=existing)
+                        publish_finalized(conn, summary, request.at)  # I6: in the same transaction
                 if not created:
                     with self.db.session() as s:
                         summary = summarize(s, s.get(Invoice, existing.id), False)

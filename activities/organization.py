@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities._context import activity_log_context
+from activities.delivery import EventPublisher, dispatches_events, publish_org_status
 from activities.email import EmailActivities, EmailRequest
 from billing.config import BillingDurations
 from store.db import Database
@@ -26,8 +27,9 @@ TO_COLLECT = (PaymentStatus.FAILED, PaymentStatus.FAILED_AUTHENTICATION, Payment
 
 class OrganizationActivities:
     def __init__(self, db: Database, gateway: PaymentGateway, email: EmailActivities, client: Client,
-                 task_queue: str, durations: BillingDurations) -> None:
+                 task_queue: str, durations: BillingDurations, events: EventPublisher | None = None) -> None:
         self.db = db
+        self.events = events
         self.gateway = gateway
         self.email = email
         self.client = client
@@ -65,6 +67,7 @@ class OrganizationActivities:
         return [number for number, status in latest.items() if status in TO_COLLECT]
 
     @activity.defn(name="set_org_status")
+    @dispatches_events(lambda self, request: request.org_id)
     async def set_status(self, request: StatusChange) -> None:
         """D9: suspended after 30 days overdue, locked after 60, active again once everything is paid."""
         await asyncio.to_thread(self._set_status, request)
@@ -77,6 +80,8 @@ class OrganizationActivities:
     def _set_status(self, request: StatusChange) -> None:
         with self.db.session() as s:
             org = s.get(Organization, request.org_id)
+            if org.status != request.status:
+                publish_org_status(s, request.org_id, request.status, request.invoices, request.at)
             org.status = request.status
             s.add(org)
 

@@ -11,6 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities._context import activity_log_context
+from activities.delivery import EventPublisher, dispatches_events, publish_invoice, publish_payment
+from contracts.delivery import EventType
 from store.db import Database
 from store.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
 from billing.money import round_money
@@ -39,6 +41,7 @@ def record_invoice_outcome(s, invoice: Invoice, status: InvoiceStatus, at: datet
         invoice.amount_due = amount_due
     if status == InvoiceStatus.PAID:
         invoice.paid_at = at
+        publish_invoice(s, invoice, EventType.INVOICE_PAID, at)  # I6: in the transaction that records it
     s.add(invoice)
     for tax_invoice in s.exec(select(Invoice).where(Invoice.cloud_invoice_id == invoice.id)):
         tax_invoice.status, tax_invoice.paid_at = invoice.status, invoice.paid_at
@@ -82,11 +85,13 @@ def refusal_to_refund(payments: list[Payment]) -> str | None:
 
 
 class PaymentActivities:
-    def __init__(self, db: Database, gateway: PaymentGateway) -> None:
+    def __init__(self, db: Database, gateway: PaymentGateway, events: EventPublisher | None = None) -> None:
         self.db = db
         self.gateway = gateway
+        self.events = events
 
     @activity.defn(name="charge_payment")
+    @dispatches_events(lambda self, request: request.org_id)
     def charge_payment(self, request: ChargeRequest) -> ChargeOutcome:
         with activity_log_context(org_id=request.org_id, invoice=request.invoice_number,
                                   attempt=request.attempt) as log:
@@ -196,6 +201,7 @@ class PaymentActivities:
             payment.updated_at = request.at
             s.add(payment)
             s.add(PaymentEvent(payment_id=payment.id, status=status, detail=failure_code, at=request.at))
+            publish_payment(s, payment, request.at)
             invoice = s.get(Invoice, request.invoice_id)
             if succeeded and request.on_session:
                 apply_payment(s, invoice, request.amount, request.at)  # request.amount: the invoice's currency
@@ -207,6 +213,7 @@ class PaymentActivities:
             return payment
 
     @activity.defn(name="record_manual_payment")
+    @dispatches_events(lambda self, request: request.org_id)
     def record_manual_payment(self, request: ManualPayment) -> ChargeOutcome:
         """SPEC D10: a wire or ACH payment received; partial payments leave the rest outstanding. Exactly once:
         the row's key is the invoice and our attempt number."""
@@ -229,6 +236,7 @@ class PaymentActivities:
             detail = f"{request.method} recorded by {request.recorded_by}" + \
                 (f", reference {request.reference}" if request.reference else "")
             s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PAID, detail=detail[:200], at=request.at))
+            publish_payment(s, payment, request.at)
             apply_payment(s, invoice, request.amount, request.at)
             log.info("manual payment recorded", method=request.method, amount=str(request.amount),
                      outstanding=str(outstanding(invoice)))
@@ -253,6 +261,7 @@ class PaymentActivities:
             return Forgiven(amount=audit.amount, currency=audit.currency)
 
     @activity.defn(name="refund_payment")
+    @dispatches_events(lambda self, request: request.org_id)
     def refund_payment(self, request: RefundRequest) -> Refunded:
         """SPEC D10: refund the invoice's PAID card and PayPal charges through the gateway (one idempotency key per
         charge), recording each as a REFUNDED payment; D2's non-refundable charges are refused."""
@@ -284,6 +293,7 @@ class PaymentActivities:
                     s.flush()
                     s.add(PaymentEvent(payment_id=row.id, status=PaymentStatus.REFUNDED, at=request.at,
                                        detail=f"refund of attempt {paid.attempt} by {request.requested_by}"[:200]))
+                    publish_payment(s, row, request.at)
                     done.append(row)
                 log.info("payment refunded", attempt=paid.attempt, amount=str(paid.amount), currency=paid.currency)
             return Refunded(payments=[_outcome(p) for p in done])

@@ -11,6 +11,7 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities._context import activity_log_context
+from activities.delivery import EventPublisher, dispatches_events, publish_payment
 from activities.email import EmailActivities, EmailRequest
 from activities.payments import record_invoice_outcome
 from store.db import Database
@@ -24,10 +25,16 @@ HEARTBEAT_EVERY = 5.0  # seconds; registering a mandate may take the issuer up t
 
 
 class RbiActivities:
-    def __init__(self, db: Database, gateway: PaymentGateway, email: EmailActivities) -> None:
+    def __init__(self, db: Database, gateway: PaymentGateway, email: EmailActivities,
+                 events: EventPublisher | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.email = email
+        self.events = events
+
+    def _org_of_payment(self, payment_id: int) -> str:
+        with self.db.session() as s:
+            return s.get(Payment, payment_id).org_id
 
     @activity.defn(name="prepare_charge")
     async def prepare_charge(self, request: PrepareRequest) -> PreparedCharge:
@@ -102,6 +109,7 @@ class RbiActivities:
             return payment.status
 
     @activity.defn(name="withdraw_unauthorized_charge")
+    @dispatches_events(lambda self, request: self._org_of_payment(request.payment_id))
     def withdraw_unauthorized(self, request: PaymentRef) -> str:
         """SPEC E4: no authorization within the window: the payment FAILS."""
         with self.db.session() as s:
@@ -117,6 +125,7 @@ class RbiActivities:
             return payment.status
 
     @activity.defn(name="record_issuer_outcome")
+    @dispatches_events(lambda self, request: self._org_of_payment(request.payment_id))
     def record_outcome(self, request: IssuerOutcome) -> str:
         """The issuer settled: PAID or FAILED; after a reversal request a success is refunded and a failure
         cancelled (E6). Idempotent: a duplicate webhook finds the payment already settled."""
@@ -144,6 +153,7 @@ class RbiActivities:
         payment.status, payment.updated_at = status, at
         s.add(payment)
         s.add(PaymentEvent(payment_id=payment.id, status=status, detail=detail, at=at))
+        publish_payment(s, payment, at, failure_code=detail if status == PaymentStatus.FAILED else None)
 
     @staticmethod
     def _invoice_after(s, payment: Payment, succeeded: bool, at: datetime) -> None:

@@ -8,8 +8,8 @@ from api import problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import (codec, consulting, credits, invoice_actions, invoices, metrics, operator, organization,
-                        payment_methods, subscriptions, support, usage)
+from api.routes import (codec, consulting, credits, events, invoice_actions, invoices, metrics, operator, organization,
+                        payment_methods, subscriptions, support, usage, webhooks)
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -40,7 +40,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
                        idempotency_hours=context.settings.idempotency_hours,
                        secret=context.codec.derive_key(b"idempotency request hash"))
     for module in (invoices, invoice_actions, usage, operator, organization, payment_methods, subscriptions, credits,
-                   support, consulting):
+                   support, consulting, webhooks, events):
         app.include_router(module.router, prefix="/v1")
     app.include_router(codec.router)
     app.include_router(metrics.router)

@@ -56,16 +56,23 @@ def support_plan_workflow_id(org_id: str) -> str:
     return f"support-plan-{org_id}"
 
 
+def delivery_workflow_id(event_id: str, endpoint_id: str) -> str:
+    """SPEC I6: one delivery of one event to one endpoint; a resend is a new run of the same ID."""
+    return f"delivery-{event_id}-{endpoint_id}"
+
+
 # Each workflow type and the prefix of its IDs: the replay test requires recorded histories of every registered type.
 ID_PREFIXES = {"PaymentWorkflow": "payment", "SettlementWorkflow": "settlement", "MonthEndWorkflow": "month-end",
                "ActivationWorkflow": "activation", "RegisterMandateWorkflow": "mandate",
-               "OrgBillingWorkflow": "org-billing", "CheckoutWorkflow": "checkout", "SupportPlanWorkflow": "support-plan"}
+               "OrgBillingWorkflow": "org-billing", "CheckoutWorkflow": "checkout", "SupportPlanWorkflow": "support-plan",
+               "DeliveryWorkflow": "delivery"}
 
 
 # Workflow types, for starting a workflow without importing it (contracts sit below the workflows).
 SETTLEMENT_WORKFLOW = "SettlementWorkflow"
 PAYMENT_WORKFLOW = "PaymentWorkflow"
 ORG_BILLING_WORKFLOW = "OrgBillingWorkflow"
+DELIVERY_WORKFLOW = "DeliveryWorkflow"
 
 
 class SettleInput(BaseModel):

@@ -27,3 +27,6 @@ ISSUER = {"start_to_close_timeout": timedelta(minutes=5), "heartbeat_timeout": t
           "retry_policy": GATEWAY_RETRY}
 # A page of the month-end's settlement starts (50 at a time), heartbeating as it goes.
 PAGE = {"start_to_close_timeout": timedelta(minutes=10), "heartbeat_timeout": timedelta(minutes=1), "retry_policy": RETRY}
+# One HTTP attempt at delivering an event (I6): its answer is a result, the workflow's timers do the backing off;
+# only a failure to record the attempt (the database) retries here.
+DELIVERY_ATTEMPT = {"start_to_close_timeout": timedelta(seconds=30), "retry_policy": RETRY}

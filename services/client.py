@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime, timezone
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from typing import Literal
@@ -23,7 +23,9 @@ from contracts.outcomes import NothingToDo
 from billing.cards import CardIn, PayPalIn
 from store.cycle import open_cycle, record_usage_lines
 from store.db import Database
-from store.gateway import PaymentGateway, TokenizedMethod, verify_webhook
+from store.gateway import PaymentGateway, TokenizedMethod
+from billing import webhooks
+from services.webhooks import WebhookReceived, receive_gateway_webhook
 from billing.invoicing import UsageItem, period_of
 from billing.profiles import BillingProfileIn, OrganizationIn, check_email
 from billing.subscriptions import SubscriptionTerms, SubscriptionType
@@ -40,7 +42,7 @@ from workflows.support_plan import ChangePlan, SupportPlanInput, SupportPlanWork
 from workflows.organization import OrgBillingWorkflow, PaymentMethodUpdate, PaymentMethodUpdated
 from workflows.month_end import MonthEndInput, MonthEndResult, MonthEndWorkflow
 from workflows.mandate import RegisterMandateInput, RegisterMandateWorkflow
-from workflows.payment import (ChargeInvoiceInput, Forgive, GatewayOutcome, PaymentState, PaymentWorkflow, PayNow,
+from workflows.payment import (ChargeInvoiceInput, Forgive, PaymentState, PaymentWorkflow, PayNow,
                                RecordPayment, Refund, RetryRequest)
 from workflows.settlement import SettlementWorkflow
 from billing.statuses import BillingMode
@@ -230,24 +232,11 @@ class BillingClient:
             id=mandate_workflow_id(org_id, method.token), task_queue=self.task_queue,
             search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id)]))
 
-    async def handle_gateway_webhook(self, body: bytes, signature: str) -> str | None:
-        """A gateway webhook (signed): relay the issuer's outcome to the payment's workflow as a signal (E3-E6)."""
-        event = verify_webhook(body, signature)
-
-        def find() -> str | None:
-            with self.db.session() as s:
-                row = s.exec(select(Invoice.number).join(Payment, Payment.invoice_id == Invoice.id)
-                             .where(Payment.gateway_charge_id == event.charge_id)).first()
-            return row
-
-        number = await asyncio.to_thread(find)
-        if number is None:
-            return None  # not ours (another environment's charge); acknowledged, ignored
-        await self.temporal.get_workflow_handle(payment_workflow_id(number)).signal(
-            PaymentWorkflow.gateway_outcome, GatewayOutcome(charge_id=event.charge_id,
-                                                            succeeded=event.type == "charge.succeeded",
-                                                            failure_code=event.failure_code, event_id=event.id))
-        return number
+    async def handle_gateway_webhook(self, body: bytes, headers: Mapping[str, str],
+                                     tolerance: timedelta = webhooks.TOLERANCE) -> WebhookReceived:
+        """A gateway webhook (Standard Webhooks, SPEC I5): relay the issuer's outcome to the payment's workflow as a
+        signal, once per webhook id (E3-E6). Raises InvalidSignature for a forged, malformed or stale one."""
+        return await receive_gateway_webhook(self.temporal, self.db, body, headers, await self.clock(), tolerance)
 
     async def authorize_payment(self, org_id: str, invoice: str | int = "latest") -> str:
         """SPEC E4: the customer authorized an RBI charge above INR 15,000 through the issuer's link.

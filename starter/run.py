@@ -28,10 +28,11 @@ from store.db import Database
 from store.gateway import SandboxGateway
 from billing.logging import configure_logging, get_logger
 from services.client import BillingClient
-from starter.api_server import ApiServer, write_demo_env
+from starter.api_server import DEMO_ORG, ApiServer, write_demo_env
 from starter.demo import seed_demo
 from starter.processes import ChildProcess, Conflict, binary, check_ports
 from starter.schedules import ensure_month_end_schedule
+from starter.webhooks import start_demo_webhooks
 from starter.temporal_setup import dev_server_flags, register_search_attributes
 from worker import build_worker, connect, install_runtime
 
@@ -189,6 +190,7 @@ async def serve() -> None:
         if local_smtp:
             ports["SMTP_PORT"] = smtp.port  # aiosmtpd runs in this process: it ends with it
         ports["API_PORT"] = api_port
+        ports["WEBHOOK_RECEIVER_PORT"] = int(os.environ.get("WEBHOOK_RECEIVER_PORT", "8001"))  # I6's demo receiver
         # Every port before anything starts: a clash is reported at once, not after a minute of startup.
         check_ports(ports)
         await asyncio.to_thread(migrate.upgrade, url)
@@ -234,6 +236,8 @@ async def serve() -> None:
         stack.push_async_callback(api.stop)
         parts[await api.start()] = "the HTTP API"
         demo_env = await asyncio.to_thread(write_demo_env, billing, data / "demo.env", api.url)
+        parts.update(await start_demo_webhooks(stack, billing, api.url, "127.0.0.1", ports["WEBHOOK_RECEIVER_PORT"],
+                                               DEMO_ORG))  # I5: gateway -> our endpoint; I6: our events -> a receiver
         log.info("http api started", url=api.url, docs=f"{api.url}/docs", demo_env=str(data / "demo.env"),
                  organization="demo", operator_key_in="BILLING_OPERATOR_KEY")
         log.info("billing engine ready; stop it with Ctrl-C", ui=ui_url, api=demo_env["BILLING_API_URL"],

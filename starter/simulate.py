@@ -205,8 +205,9 @@ class Simulation:
             await self.clock.advance_to(target)
             if target is moment and (due is None or due > moment):
                 return
-            for body, signature in await asyncio.to_thread(self.gateway.due_webhooks, await self.clock.now()):
-                await self.billing.handle_gateway_webhook(body, signature)  # what the webhook endpoint does
+            for webhook in await asyncio.to_thread(self.gateway.due_webhooks, await self.clock.now()):
+                await self.billing.handle_gateway_webhook(webhook.body, webhook.headers)  # what the endpoint does
+                await asyncio.to_thread(self.gateway.webhook_delivered, webhook.charge_id)
             await self._settle_down()
 
     def _creator(self, name: str) -> Callable[[], Awaitable[None]]:

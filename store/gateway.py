@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from billing import webhooks
 from billing.cards import CardIn, PayPalIn, TokenizedMethod
 from store.db import Database
 from billing.money import round_money
@@ -38,9 +37,9 @@ class MandateResult(BaseModel):
 
 
 class WebhookEvent(BaseModel):
-    """What the gateway POSTs to us when an issuer settles a charge; signed (see sign_webhook)."""
+    """What the gateway POSTs to us when an issuer settles a charge, signed with Standard Webhooks (SPEC I5)."""
 
-    id: str
+    id: str  # also the `webhook-id` header: the same on every delivery of this outcome
     type: str  # charge.succeeded | charge.failed
     charge_id: str
     idempotency_key: str
@@ -48,23 +47,28 @@ class WebhookEvent(BaseModel):
     at: datetime
 
 
-def _webhook_secret() -> bytes:
-    return os.environ.get("BILLING_WEBHOOK_SECRET", "billing-dev-webhook-secret").encode()
+class SignedWebhook(BaseModel):
+    """A webhook ready to send: its body and the three Standard Webhooks headers."""
+
+    charge_id: str
+    body: bytes
+    headers: dict[str, str]
 
 
-def sign_webhook(body: bytes) -> str:
-    return hmac.new(_webhook_secret(), body, hashlib.sha256).hexdigest()
+WEBHOOK_SECRET_ENV = "BILLING_WEBHOOK_SECRET"  # shared by the gateway and our endpoint (`whsec_…`)
+_DEV_WEBHOOK_SECRET = "billing-dev-webhook-secret"
 
 
-def verify_webhook(body: bytes, signature: str) -> WebhookEvent:
-    """Refuse a webhook whose signature does not match its body (anyone can POST to a URL)."""
-    if not hmac.compare_digest(sign_webhook(body), signature):
-        raise InvalidSignature("webhook signature does not match")
-    return WebhookEvent.model_validate_json(body)
+def gateway_webhook_secret() -> str:
+    """The secret the gateway signs its webhooks with and our endpoint verifies them with."""
+    return webhooks.secret_from_text(os.environ.get(WEBHOOK_SECRET_ENV, _DEV_WEBHOOK_SECRET))
 
 
-class InvalidSignature(Exception):
-    pass
+def sign_webhook(event: WebhookEvent, at: datetime) -> SignedWebhook:
+    """The sandbox gateway signs as a real one does: Standard Webhooks headers, timestamped at sending."""
+    body = event.model_dump_json().encode()
+    return SignedWebhook(charge_id=event.charge_id, body=body,
+                         headers=webhooks.sign(gateway_webhook_secret(), event.id, at, body))
 
 
 class IdempotencyConflict(Exception):
@@ -234,15 +238,16 @@ class SandboxGateway:
                 s.add(charge)
 
     def next_webhook_at(self) -> datetime | None:
-        """When the sandbox issuer next settles a processing charge (the simulator's next event)."""
+        """When the sandbox issuer next has a webhook to send: a processing charge settling, or an outcome not yet
+        acknowledged by our endpoint (then it is due at once)."""
         with self.db.session() as s:
-            times = [self._settle_time(c) for c in self._pending(s)]
+            times = [self._settle_time(c) for c in self._pending(s) + self._unsent(s)]
         times = [t for t in times if t is not None]
         return min(times) if times else None
 
-    def due_webhooks(self, now: datetime) -> list[tuple[bytes, str]]:
-        """Settle what is due and return the signed webhooks to deliver (body, signature)."""
-        out = []
+    def due_webhooks(self, now: datetime) -> list[SignedWebhook]:
+        """Settle what is due and return every outcome not yet acknowledged, signed at `now`. A webhook is sent
+        again (same id) until `webhook_delivered` records that our endpoint took it: at least once, as gateways do."""
         with self.db.session() as s:
             for charge in self._pending(s):
                 when = self._settle_time(charge)
@@ -252,19 +257,36 @@ class SandboxGateway:
                 succeeded = mandate is not None and mandate.status == "ACTIVE"
                 charge.outcome = "succeeded" if succeeded else "failed"
                 charge.failure_code = None if succeeded else "mandate_revoked"
+                s.add(charge)
+            s.flush()
+            events = [WebhookEvent(id=f"evt_{charge.id.removeprefix('ch_')}",
+                                   type="charge.succeeded" if charge.outcome == "succeeded" else "charge.failed",
+                                   charge_id=charge.id, idempotency_key=charge.idempotency_key,
+                                   failure_code=charge.failure_code, at=self._settle_time(charge))
+                      for charge in self._unsent(s)]
+        return [sign_webhook(event, now) for event in events]
+
+    def webhook_delivered(self, charge_id: str) -> None:
+        """Our endpoint answered the charge's webhook (accepted, or already received): stop sending it."""
+        with self.db.session() as s:
+            charge = s.get(SandboxCharge, charge_id)
+            if charge is not None and not charge.webhook_sent:
                 charge.webhook_sent = True
                 s.add(charge)
-                event = WebhookEvent(id="evt_" + secrets.token_hex(10),
-                                     type="charge.succeeded" if succeeded else "charge.failed", charge_id=charge.id,
-                                     idempotency_key=charge.idempotency_key, failure_code=charge.failure_code, at=when)
-                body = event.model_dump_json().encode()
-                out.append((body, sign_webhook(body)))
-        return out
 
     @staticmethod
     def _pending(s) -> list[SandboxCharge]:
         return list(s.exec(select(SandboxCharge).where(SandboxCharge.outcome == "processing",
                                                        SandboxCharge.webhook_sent == False)))  # noqa: E712
+
+    @staticmethod
+    def _unsent(s) -> list[SandboxCharge]:
+        """Charges the issuer settled whose webhook our endpoint has not acknowledged (only processing charges have
+        `settles_at`; a withdrawn one is marked sent)."""
+        return list(s.exec(select(SandboxCharge).where(SandboxCharge.settles_at.is_not(None),
+                                                       SandboxCharge.outcome.in_(["succeeded", "failed"]),
+                                                       SandboxCharge.webhook_sent == False)  # noqa: E712
+                           .order_by(SandboxCharge.created_at, SandboxCharge.id)))
 
     @staticmethod
     def _settle_time(charge: SandboxCharge) -> datetime | None:

@@ -54,6 +54,63 @@ async def main(force: bool, tag: str | None = None, kinds: list[str] | None = No
             print(f"recorded {path.relative_to(HERE.parent)} ({len(history.events)} events)")
 
 
+async def record_deliveries(force: bool, tag: str | None = None) -> None:
+    """DeliveryWorkflow (SPEC I6) has no scenario event: one delivery answered 500 then 204 (a retry after a timer),
+    one that gives up after 3 days, recorded on the time-skipping server against a local receiver."""
+    import tempfile
+    from datetime import timedelta
+
+    from sqlmodel import SQLModel
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    import store.tables  # noqa: F401
+    from activities.email import SmtpSettings
+    from contracts.delivery import start_delivery_workflow
+    from contracts.flows import delivery_workflow_id
+    from starter.processes import binary
+    from starter.temporal_setup import register_search_attributes
+    from store.db import Database
+    from store.gateway import SandboxGateway
+    from tests.factories import org_with_method
+    from tests.receiver import Receiver
+    from tests.workflows.test_delivery import endpoint, one_event
+    from worker import build_worker
+
+    target = HERE / "histories"
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
+                                                        data_converter=pydantic_data_converter)
+    await register_search_attributes(env.client)
+    try:
+        for name, answers, within in (("delivery_retry", [500, 204], timedelta(hours=1)),
+                                      ("delivery_gives_up", [500], timedelta(days=3, hours=1))):
+            with tempfile.TemporaryDirectory() as tmp:
+                db = Database(f"sqlite:///{tmp}/store.db")
+                SQLModel.metadata.create_all(db.engine)
+                org_with_method(db, SandboxGateway(db), None)
+                with Receiver(answers) as receiver:
+                    endpoint(db, receiver.url)
+                    request = one_event(db, await env.get_current_time())
+                    async with build_worker(env.client, db, SandboxGateway(db), SmtpSettings(host="127.0.0.1", port=1),
+                                            task_queue=name):
+                        await start_delivery_workflow(env.client, name, request)
+                        workflow_id = delivery_workflow_id(request.event_id, request.endpoint_id)
+                        with env.auto_time_skipping_disabled():
+                            await env.sleep(within)
+                            handle = env.client.get_workflow_handle(workflow_id)
+                            await handle.result()
+                            history = await handle.fetch_history()
+                stem = name + (f"@{tag}" if tag else "")
+                path = target / f"{stem}--delivery--{request.endpoint_id}.json"
+                db.dispose()
+                if path.exists() and not force:
+                    continue
+                path.write_text(history.to_json())
+                print(f"recorded {path.relative_to(HERE.parent)} ({len(history.events)} events)")
+    finally:
+        await env.shutdown()
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -62,4 +119,7 @@ if __name__ == "__main__":
     parser.add_argument("--tag", help="record beside the existing files, as <scenario>@TAG--...")
     parser.add_argument("--kind", action="append", choices=WORKFLOW_KINDS, help="only these workflow kinds")
     args = parser.parse_args()
-    asyncio.run(main(force=args.force, tag=args.tag, kinds=args.kind))
+    if not args.kind or args.kind != ["delivery"]:
+        asyncio.run(main(force=args.force, tag=args.tag, kinds=args.kind))
+    if not args.kind or "delivery" in args.kind:
+        asyncio.run(record_deliveries(force=args.force, tag=args.tag))

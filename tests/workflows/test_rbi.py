@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from store.gateway import SandboxGateway, sign_webhook
+from billing.webhooks import InvalidSignature
+from store.gateway import SandboxGateway, WebhookEvent, sign_webhook
 from store.tables import Mandate, Payment
 from contracts.outcomes import NothingToDo
 from services.client import BillingClient
@@ -55,8 +56,9 @@ class India:
 
     async def advance(self, delta: timedelta) -> None:
         await self.env.sleep(delta)
-        for body, signature in self.gateway.due_webhooks(await self.env.get_current_time()):
-            await self.billing.handle_gateway_webhook(body, signature)
+        for webhook in self.gateway.due_webhooks(await self.env.get_current_time()):
+            await self.billing.handle_gateway_webhook(webhook.body, webhook.headers)
+            self.gateway.webhook_delivered(webhook.charge_id)
         await self.idle()
 
     def payments(self) -> list[Payment]:
@@ -113,18 +115,24 @@ async def test_duplicate_gateway_webhooks_change_nothing(india):
     await india.env.sleep(timedelta(days=3, minutes=1))
     webhooks = india.gateway.due_webhooks(await india.env.get_current_time())
     assert len(webhooks) == 1
-    body, signature = webhooks[0]
-    for _ in range(3):  # gateways deliver at least once
-        await india.billing.handle_gateway_webhook(body, signature)
+    received = [await india.billing.handle_gateway_webhook(webhooks[0].body, webhooks[0].headers)
+                for _ in range(3)]  # gateways deliver at least once
+    assert [r.duplicate for r in received] == [False, True, True]
+    assert received[1].outcome == received[0].outcome == f"signalled {india.handle.id}: charge.succeeded"
     state = await india.handle.result()
     assert state.status == "PAID" and [p.status for p in india.payments()] == ["PAID"]
 
 
 async def test_a_forged_webhook_is_refused(india):
     await india.setup("100.00")
-    body = b'{"id":"evt_x","type":"charge.succeeded","charge_id":"ch_x","idempotency_key":"x","at":"2027-02-01T00:00:00Z"}'
-    with pytest.raises(Exception, match="signature"):
-        await india.billing.handle_gateway_webhook(body, sign_webhook(body)[::-1])
+    [payment] = india.payments()
+    event = WebhookEvent(id="evt_x", type="charge.succeeded", charge_id=payment.gateway_charge_id,
+                         idempotency_key=payment.idempotency_key, at=await india.env.get_current_time())
+    webhook = sign_webhook(event, await india.env.get_current_time())
+    forged = webhook.body.replace(b"charge.succeeded", b"charge.failed")
+    with pytest.raises(InvalidSignature, match="signature"):
+        await india.billing.handle_gateway_webhook(forged, webhook.headers)
+    assert (await india.idle()).status == "PROCESSING"
 
 
 async def test_revoked_mandate_fails_the_charge_and_a_retry_registers_a_new_one_and_pays(india):
