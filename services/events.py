@@ -98,8 +98,10 @@ def delete_endpoint(db: Database, org_id: str | None, endpoint_id: str, at: date
     """Disabled, not erased: its deliveries' history stays readable; pending ones stop at their next attempt."""
     with db.session() as s:
         row = s.get(WebhookEndpoint, endpoint_id)
-        if row is None or row.org_id != org_id or row.disabled_at is not None:
+        if row is None or row.org_id != org_id:
             raise NotFound(f"no webhook endpoint {endpoint_id!r}")
+        if row.disabled_at is not None:
+            return  # deleted already: a repeated DELETE changes nothing and succeeds (idempotent)
         row.disabled_at = at
         s.add(row)
 

@@ -30,7 +30,7 @@ from billing.permissions import PROJECT_READ_ONLY, Access, ApiRole, grants
 from services import apikeys
 from services.client import BillingClient
 from store.gateway import SandboxGateway
-from store.tables import Invoice
+from store.tables import EventDelivery, Invoice, WebhookEndpoint
 from tests.api.conftest import OTHER, OWN, PROJECT, auth, make_keys
 from tests.api.workflow_api import workflow_api
 
@@ -131,6 +131,15 @@ async def test_roles_by_organization(time_skipping_env, two_orgs, smtp, task_que
                                   headers=auth(own[ApiRole.ORGANIZATION_OWNER]))
         assert created.status_code == 201, created.text
         defaults["checkout_id"] = created.json()["id"]
+        # A webhook endpoint of acme and a failed delivery to it, for {endpoint_id} and {delivery_id} (I6).
+        with db.session() as s:
+            s.add(WebhookEndpoint(id="we_roles", org_id=OWN, url="http://127.0.0.1:9/events",
+                                  secret="whsec_" + "A" * 32, created_at=datetime(2027, 2, 1, tzinfo=timezone.utc)))
+            s.flush()
+            s.add(EventDelivery(id="dl_roles", event_id="evt_roles", event_type="invoice.paid", org_id=OWN,
+                                endpoint_id="we_roles", payload="{}", status="failed",
+                                created_at=datetime(2027, 2, 1, tzinfo=timezone.utc)))
+        defaults.update(endpoint_id="we_roles", delivery_id="dl_roles")
 
         async def send(method: str, request: dict[str, Any], key: str | None, org: str | None) -> int:
             params = {**request["params"], **({"org": org} if org else {})}
