@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import problems
+from api import pages, problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import invoices
+from api.pages import PagesSettings
+from api.routes import downloads, invoices
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -29,7 +30,8 @@ ERROR_RESPONSES = {status: {"model": Problem, "content": {"application/problem+j
                                          (422, "invalid input: `errors` names each field"))}
 
 
-def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> FastAPI:
+def create_app(billing: BillingClient, settings: ApiSettings | None = None,
+               pages_settings: PagesSettings | None = None) -> FastAPI:
     context = ApiContext(billing=billing, settings=settings or ApiSettings())
     app = FastAPI(title="Billing engine API", version="1.0.0", description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None, responses=ERROR_RESPONSES)
@@ -37,8 +39,9 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
     problems.install(app)
     app.add_middleware(GuardMiddleware, db=lambda: context.db, max_body_bytes=context.settings.max_body_bytes,
                        idempotency_hours=context.settings.idempotency_hours)
-    for module in (invoices,):
+    for module in (invoices, downloads):
         app.include_router(module.router, prefix="/v1")
+    pages.install(app, pages_settings)  # G5: the customer's pages under /orgs/{org}/…
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
