@@ -107,50 +107,67 @@ def _plain(value: str | Decimal | None) -> str:
     return f"{number:f}"
 
 
-def _rows(db: Database, invoice_id: int, batch: int) -> Iterator[list[tuple]]:
-    """The invoice's lines in position order, `batch` at a time, through a server-side cursor on PostgreSQL (the
-    database formats them: dates ISO, amounts with 2 places, quantities without trailing zeros), a plain cursor
-    on SQLite (which reads rows lazily; its money columns are exact text formatted here)."""
+def _quoted(column: str) -> str:
+    """SQL quoting a text column for CSV as the csv module does: in double quotes (doubled inside) only when it holds
+    a comma, a quote or a line break."""
+    return (f"CASE WHEN {column} ~ '[\",\\r\\n]' THEN '\"' || replace({column}, '\"', '\"\"') || '\"' "
+            f"ELSE {column} END")
+
+
+_PG_LINE = ("SELECT concat_ws(',', " + ", ".join([
+    _quoted("project"), _quoted("coalesce(deployment, '')"), _quoted("service"), _quoted("sku"), "start_date::text",
+    "end_date::text", "trim_scale(quantity)::text", _quoted("unit"), "trim_scale(unit_price)::text",
+    "round(amount, 2)::text", "'USD'"]) + ") FROM invoice_lines WHERE invoice_id = %s ORDER BY position")
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _blocks(db: Database, invoice_id: int, batch: int, prefix: tuple = ()) -> Iterator[str]:
+    """The invoice's lines as CSV text in position order, `batch` lines a block, each led by the `prefix` columns.
+    PostgreSQL: a server-side cursor, the database formatting each line (dates ISO, amounts with 2 places,
+    quantities without trailing zeros, text quoted where needed), so a million lines cost a million strings, not
+    eleven million. SQLite (which reads rows lazily; its money columns are exact text): the csv module formats."""
     with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
+            lead = _csv_line(prefix).rstrip("\n") + "," if prefix else ""
             raw = conn.connection.driver_connection
             with raw.cursor(name=f"usage_csv_{invoice_id}") as cursor:
                 cursor.itersize = batch
-                cursor.execute(
-                    "SELECT project, coalesce(deployment, ''), service, sku, start_date::text, end_date::text, "
-                    "trim_scale(quantity)::text, unit, trim_scale(unit_price)::text, round(amount, 2)::text, "
-                    "'USD' FROM invoice_lines WHERE invoice_id = %s ORDER BY position", (invoice_id,))
+                cursor.execute(_PG_LINE, (invoice_id,))
                 while rows := cursor.fetchmany(batch):
-                    yield rows
+                    yield "".join(f"{lead}{row[0]}\n" for row in rows)
             conn.rollback()
             return
         result = conn.execution_options(stream_results=True).execute(text(
             "SELECT project, deployment, service, sku, start_date, end_date, quantity, unit, unit_price, amount "
             "FROM invoice_lines WHERE invoice_id = :invoice ORDER BY position"), {"invoice": invoice_id})
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
         for part in result.partitions(batch):
-            yield [(p, d or "", sv, sku, str(start), str(end), _plain(q), u, _plain(up),
-                    format_amount(Decimal(a), USAGE_CURRENCY), USAGE_CURRENCY)
-                   for p, d, sv, sku, start, end, q, u, up, a in part]
+            writer.writerows(prefix + (p, d or "", sv, sku, str(start), str(end), _plain(q), u, _plain(up),
+                                       format_amount(Decimal(a), USAGE_CURRENCY), USAGE_CURRENCY)
+                             for p, d, sv, sku, start, end, q, u, up, a in part)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
 
 
-def _chunks(header: list[str], batches: Iterator[list[tuple]], prefix: tuple = (),
-            footer: list[tuple] = ()) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for rows in batches:
-        writer.writerows([prefix + row for row in rows] if prefix else rows)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    writer.writerows(footer)
-    yield buffer.getvalue().encode()
+def _chunks(header: tuple[str, ...], blocks: Iterator[str], footer: list[tuple] = ()) -> Iterator[bytes]:
+    yield _csv_line(header).encode()
+    for block in blocks:
+        yield block.encode()
+    if footer:
+        yield "".join(_csv_line(row) for row in footer).encode()
 
 
 def usage_csv(db: Database, lines_invoice_id: int, batch: int = CSV_BATCH) -> Iterator[bytes]:
     """G2/G4 Usage Details as CSV: every line item (dates used and billed, quantity, project, unit price, amount);
     `lines_invoice_id` is services.invoices.lines_source of the invoice."""
-    return _chunks(list(USAGE_COLUMNS), _rows(db, lines_invoice_id, batch))
+    return _chunks(USAGE_COLUMNS, _blocks(db, lines_invoice_id, batch))
 
 
 INVOICE_COLUMNS = ("invoice", "period", "status", "record", "description") + USAGE_COLUMNS
@@ -173,5 +190,4 @@ def invoice_csv(db: Database, detail: InvoiceDetail, lines_invoice_id: int, batc
                                   ("forgiven", "Forgiven", detail.forgiven),
                                   ("amount_due", "Amount due", detail.amount_due)):
         footer.append(head + (record, label) + blank + (format_amount(amount, detail.currency), detail.currency))
-    return _chunks(list(INVOICE_COLUMNS), _rows(db, lines_invoice_id, batch), prefix=head + ("line", ""),
-                   footer=footer)
+    return _chunks(INVOICE_COLUMNS, _blocks(db, lines_invoice_id, batch, prefix=head + ("line", "")), footer=footer)

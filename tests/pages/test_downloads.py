@@ -99,3 +99,16 @@ async def test_downloads_with_an_api_key_need_read_billing(browser_client, seede
     assert operator.status_code == 200
     bad = await browser_client.get(f"/v1/invoices/{seeded.cloud.number}/csv", headers=auth("bk_nope"))
     assert bad.status_code == 401
+
+
+async def test_text_with_commas_quotes_and_line_breaks_reads_back_unchanged(browser_client, seeded):
+    from tests.pages.conftest import add_invoice, line_rows
+
+    odd = [{**row, "project": name} for row, name in zip(line_rows(3, "2026-09"),
+                                                          ('north, "east"', "line\nbreak", "plain"))]
+    invoice = add_invoice(seeded.db, "acme", "2026-09", "CLOSED", odd)
+    await sign_in(browser_client, seeded.db)
+    rows = list(csv.DictReader(io.StringIO((await browser_client.get(f"/v1/invoices/{invoice.number}/usage.csv")).text)))
+    assert [r["project"] for r in rows] == ['north, "east"', "line\nbreak", "plain"]
+    whole = list(csv.DictReader(io.StringIO((await browser_client.get(f"/v1/invoices/{invoice.number}/csv")).text)))
+    assert [r["project"] for r in whole if r["record"] == "line"] == ['north, "east"', "line\nbreak", "plain"]
