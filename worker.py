@@ -8,7 +8,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 
@@ -28,6 +27,7 @@ from billing.config import BillingDurations
 from store.db import Database
 from store.gateway import PaymentGateway, SandboxGateway
 from billing.logging import configure_logging
+from contracts.codec import data_converter
 from contracts.clock import ClockInterceptor
 from workflows.activation import ActivationWorkflow
 from workflows.checkout import CheckoutWorkflow
@@ -91,7 +91,7 @@ def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: Sm
 
 async def connect(address: str | None = None) -> Client:
     return await Client.connect(address or config.temporal_address() or "127.0.0.1:7233",
-                                namespace=config.temporal_namespace(), data_converter=pydantic_data_converter,
+                                namespace=config.temporal_namespace(), data_converter=data_converter(),
                                 interceptors=[ClockInterceptor()])
 
 

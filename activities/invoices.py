@@ -21,7 +21,8 @@ from temporalio import activity
 from activities._context import activity_log_context
 from activities.fx import FxRequest, rate_in_force
 from activities.tax import TaxActivities, TaxRequest
-from billing.credits import CreditLineState, date_by_usage, draw_credits, line_cuts_period, usage_by_span
+from billing.credits import date_by_usage, draw_credits, line_cuts_period, usage_by_span
+from store.credits import credit_lines, line_states, store_draw
 from store.cycle import cloud_invoice_key, open_cycle
 from store.db import Database
 from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, last_day_of, next_period, period_end,
@@ -29,8 +30,8 @@ from billing.invoicing import (CLOUD_CURRENCY, first_day_of, invoice_number, las
 from billing.subscriptions import CommitmentState, SubscriptionTerms, SubscriptionType
 from billing.settlement import ZERO, Subscribed, plan_tax_invoice, settle, status_of, tax_invoice_currency
 from billing.support import PlanPeriod
-from store.tables import (Activation, BillingProfile, CreditLine, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine,
-                            Payment, PaymentEvent, PaymentStatus, Subscription, SupportPlanPeriod, UsageLine)
+from store.tables import (Activation, BillingProfile, Invoice, InvoiceLine, InvoiceStatus, InvoiceTaxLine, Subscription,
+                         SupportPlanPeriod, UsageLine)
 from billing.tax import Product, TaxLine
 from contracts.invoices import TaxInvoiceSummary, InvoiceSummary, SettleInvoiceRequest  # noqa: F401
 from billing.statuses import BillingMode
@@ -148,33 +149,20 @@ def summarize(s: Session, invoice: Invoice, created: bool, sub: Subscription | N
 
 def _apply_credits(s: Session, invoice: Invoice, at: datetime, amount: Decimal, key: str) -> Decimal:
     """SPEC D3/D6: draw `amount` of the invoice from the credit lines, top to bottom; return what they leave."""
-    rows = s.exec(select(CreditLine).where(CreditLine.org_id == invoice.org_id)
-                  .order_by(CreditLine.position, CreditLine.id)).all()
+    s.flush()  # the statements below, on the session's connection, see what it changed
+    conn = s.connection()
+    rows = credit_lines(conn, invoice.org_id)
     if not rows or amount == 0:
         return amount
     usage = [(line.start_date, line.end_date, line.amount) for line in s.exec(
         select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.service != "Support"))]
     dated = date_by_usage(amount, usage_by_span(usage, [u[2] for u in usage], sum((u[2] for u in usage), Decimal(0))),
                           first_day_of(invoice.period), last_day_of(invoice.period))
-    drawdown = draw_credits([CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used,
-                                             start=r.start_date, end=r.end_date, currency=r.currency)
-                             for r in rows], amount, last_day_of(invoice.period), dated=dated)
-    for row, state in zip(rows, drawdown.lines):
-        if row.used != state.used:
-            row.used = state.used
-            s.add(row)
+    drawdown = draw_credits(line_states(rows), amount, last_day_of(invoice.period), dated=dated)
+    store_draw(conn, rows, drawdown, org_id=invoice.org_id, invoice_id=invoice.id, invoice_number=invoice.number,
+               currency=invoice.currency, at=at, key=key)
     if drawdown.covered > 0:
         invoice.credits_applied += drawdown.covered
-        # Credit draws take attempt numbers 0, -1, ...; card attempts count 1, 2, ...
-        attempts = s.exec(select(func.count()).select_from(Payment).where(Payment.invoice_id == invoice.id,
-                                                                         Payment.method == "credits")).one()
-        payment = Payment(idempotency_key=f"{invoice.number}:{key}", org_id=invoice.org_id,
-                          invoice_id=invoice.id, attempt=-attempts, method="credits", status=PaymentStatus.PAID,
-                          amount=drawdown.covered, currency=invoice.currency, created_at=at, updated_at=at)
-        s.add(payment)
-        s.flush()
-        s.add(PaymentEvent(payment_id=payment.id, status=PaymentStatus.PAID,
-                           detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in drawdown.draws), at=at))
     return drawdown.uncovered
 
 
@@ -202,7 +190,7 @@ def _apply_credits_and_status(s: Session, invoice: Invoice, at: datetime, amount
 
 # The statements settlement runs for every organization, built once (bound by name when executed).
 _SUBSCRIPTIONS, _INVOICES, _PROFILES = Subscription.__table__, Invoice.__table__, BillingProfile.__table__
-_PLANS, _ACTIVATIONS, _CREDITS = SupportPlanPeriod.__table__, Activation.__table__, CreditLine.__table__
+_PLANS, _ACTIVATIONS = SupportPlanPeriod.__table__, Activation.__table__
 _ACTIVE_SUBSCRIPTION = (select(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.org_id == bindparam("org_id"),
                                                      _SUBSCRIPTIONS.c.status == "ACTIVE")
                         .order_by(_SUBSCRIPTIONS.c.id.desc()).limit(1))
@@ -217,14 +205,8 @@ _SUPPORT_PERIODS = (select(_PLANS.c.plan, _PLANS.c.start_date, _PLANS.c.end_date
                     .where(_PLANS.c.org_id == bindparam("org_id")).order_by(_PLANS.c.start_date, _PLANS.c.id))
 _PENDING_ACTIVATION = select(_ACTIVATIONS.c.grace_expired).where(_ACTIVATIONS.c.org_id == bindparam("org_id"),
                                                                  _ACTIVATIONS.c.status == "PENDING").limit(1)
-_CREDIT_LINES = (select(_CREDITS.c.id, _CREDITS.c.position, _CREDITS.c.kind, _CREDITS.c.amount, _CREDITS.c.used,
-                        _CREDITS.c.start_date, _CREDITS.c.end_date, _CREDITS.c.currency)
-                 .where(_CREDITS.c.org_id == bindparam("org_id")).order_by(_CREDITS.c.position, _CREDITS.c.id))
 _INSERT_INVOICE = insert(_INVOICES).returning(_INVOICES.c.id)
 _SET_NUMBER = update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id")).values(number=bindparam("number"))
-_USE_CREDIT = update(_CREDITS).where(_CREDITS.c.id == bindparam("line_id")).values(used=bindparam("used"))
-_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.__table__.c.id)
-_INSERT_PAYMENT_EVENT = insert(PaymentEvent.__table__)
 _INSERT_TAX_LINES = insert(InvoiceTaxLine.__table__)
 _INSERT_LINES = insert(InvoiceLine.__table__)
 _MOVE_COMMITMENT = update(_SUBSCRIPTIONS).where(_SUBSCRIPTIONS.c.id == bindparam("subscription_id")).values(
@@ -281,9 +263,8 @@ class InvoiceActivities:
         Prepared Core statements, not ORM units of work: this runs for every organization at every month-end."""
         org_id, period = request.org_id, request.period
         by_org = {"org_id": org_id}
-        credit_rows = conn.execute(_CREDIT_LINES, by_org).all()
-        credits = [CreditLineState(position=r.position, kind=r.kind, amount=r.amount, used=r.used, start=r.start_date,
-                                   end=r.end_date, currency=r.currency) for r in credit_rows]
+        credit_rows = credit_lines(conn, org_id)
+        credits = line_states(credit_rows)
         dated = any(line_cuts_period(line, first_day_of(period), last_day_of(period)) for line in credits)
         rows = _usage_rows(conn, org_id, period, dated)
         priced = price_usage(row[:4] for row in rows)
@@ -332,19 +313,8 @@ class InvoiceActivities:
                 for offset, line in enumerate(plan.support_lines)])
         _insert_tax_lines(conn, invoice_id, plan.tax_lines)
         if plan.drawdown is not None:
-            changed = [dict(line_id=row.id, used=state.used)
-                       for row, state in zip(credit_rows, plan.drawdown.lines) if row.used != state.used]
-            if changed:
-                conn.execute(_USE_CREDIT, changed)
-            if plan.drawdown.covered > 0:
-                payment_id = conn.execute(_INSERT_PAYMENT, dict(
-                    idempotency_key=f"{number}:credits", org_id=org_id, invoice_id=invoice_id, attempt=0,
-                    method="credits", payment_method_id=None, status=PaymentStatus.PAID,
-                    amount=plan.drawdown.covered, currency=CLOUD_CURRENCY, fx_rate=None, refundable=True,
-                    failure_code=None, gateway_charge_id=None, created_at=at, updated_at=at)).scalar_one()
-                conn.execute(_INSERT_PAYMENT_EVENT, dict(
-                    payment_id=payment_id, status=PaymentStatus.PAID, at=at,
-                    detail=", ".join(f"{d.kind} #{d.position}: {d.amount}" for d in plan.drawdown.draws)))
+            store_draw(conn, credit_rows, plan.drawdown, org_id=org_id, invoice_id=invoice_id, invoice_number=number,
+                       currency=CLOUD_CURRENCY, at=at)
         if sub is not None:
             # The commitment's state moves in the same transaction as the invoice that moved it.
             state = plan.billing.state

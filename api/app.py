@@ -9,7 +9,7 @@ from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
 from api.pages import PagesSettings
-from api.routes import downloads, invoices
+from api.routes import codec, downloads, invoices
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -41,6 +41,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None,
                        idempotency_hours=context.settings.idempotency_hours)
     for module in (invoices, downloads):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(codec.router)
     pages.install(app, pages_settings)  # G5: the customer's pages under /orgs/{org}/…
 
     @app.get("/healthz", include_in_schema=False)

@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 
 from fastapi import Request
 
+from contracts.codec import EncryptionCodec, load_keys
 from services.client import BillingClient
 from store.db import Database
 
@@ -22,6 +23,7 @@ class ApiSettings:
 class ApiContext:
     billing: BillingClient
     settings: ApiSettings = field(default_factory=ApiSettings)
+    codec: EncryptionCodec = field(default_factory=lambda: EncryptionCodec(load_keys()))  # the codec server's (J1)
 
     @property
     def db(self) -> Database:

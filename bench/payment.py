@@ -39,7 +39,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
+from contracts.codec import data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import SmtpSettings
@@ -373,7 +373,7 @@ async def bench(opts: Options) -> None:
         with dev_server_output_on_stderr():
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(),
                 dev_server_extra_args=[arg for kv in opts.dynamic_config for arg in ("--dynamic-config-value", kv)])
         async with env:
             worker = build_worker(env.client, db, gateway, SmtpSettings(host="127.0.0.1", port=smtp_port))

@@ -281,7 +281,7 @@ def product_worker(client: Client, db, gateway, smtp, settings: dict[str, int]) 
 async def temporal_part(opts: Options) -> None:
     from aiosmtpd.controller import Controller
     from sqlalchemy import text
-    from temporalio.contrib.pydantic import pydantic_data_converter
+    from contracts.codec import data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -312,7 +312,7 @@ async def temporal_part(opts: Options) -> None:
         with dev_server_output_on_stderr():
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
-                data_converter=pydantic_data_converter)
+                data_converter=data_converter())
         async with env:
             client = env.client
             bare_count = min(opts.bare, opts.orgs)

@@ -19,7 +19,7 @@ from billing.money import round_money
 from billing.subscriptions import CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period
 from billing.support import PlanPeriod, SupportLine, support_charges
 from billing.tax import TaxLine
-from billing.statuses import BillingMode
+from billing.statuses import BillingMode, InvoiceStatus
 
 ZERO = Decimal("0")
 
@@ -53,10 +53,10 @@ class SettlementPlan:
     tax_lines: list[TaxLine]
     tax: Decimal
     total: Decimal
-    billing_mode: str  # card | subscription | marketplace | activation_hold | grace_charge
+    billing_mode: BillingMode
     drawdown: Drawdown | None  # None when there was nothing to draw or no credit line
     credits_applied: Decimal
-    status: str  # FREE | PREPAID | INVOICED | CLOSED (PAID comes later, from the payment)
+    status: InvoiceStatus  # FREE | PREPAID | INVOICED | CLOSED (PAID comes later, from the payment)
     invoiced: Decimal
     amount_due: Decimal
     explanation: str | None
@@ -64,7 +64,7 @@ class SettlementPlan:
 
     @property
     def paid(self) -> bool:
-        return self.status == "PREPAID"
+        return self.status == InvoiceStatus.PREPAID
 
 
 def tax_invoice_currency(sub: Subscribed | None, period: str) -> str | None:
@@ -74,20 +74,20 @@ def tax_invoice_currency(sub: Subscribed | None, period: str) -> str | None:
     return sub.terms.currency
 
 
-def status_of(total: Decimal, remainder: Decimal, billing_mode: str) -> tuple[str, Decimal, Decimal]:
+def status_of(total: Decimal, remainder: Decimal, billing_mode: str) -> tuple[InvoiceStatus, Decimal, Decimal]:
     """D8 from what the credits left of an invoice: (status, invoiced under the subscription, due on the card).
     FREE totals nothing; PREPAID was covered by credits; INVOICED goes to the subscription's (or marketplace's)
     invoice; CLOSED waits for the card, or is held while an activation code is awaited (D2)."""
     if total == 0:
-        return "FREE", ZERO, ZERO
+        return InvoiceStatus.FREE, ZERO, ZERO
     if remainder == 0:
-        return "PREPAID", ZERO, ZERO
-    if billing_mode in (BillingMode.SUBSCRIPTION, BillingMode.MARKETPLACE):
-        return "INVOICED", remainder, ZERO
-    return "CLOSED", ZERO, remainder
+        return InvoiceStatus.PREPAID, ZERO, ZERO
+    if BillingMode(billing_mode).invoiced:
+        return InvoiceStatus.INVOICED, remainder, ZERO
+    return InvoiceStatus.CLOSED, ZERO, remainder
 
 
-def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str | None) -> str:
+def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str | None) -> BillingMode:
     """D6: how what credits leave is settled. D2: while an activation code is awaited, card charges are held
     (`activation` "pending"), and after the grace period they are made non-refundable ("expired")."""
     if billing.invoiced_under_subscription:
@@ -97,7 +97,7 @@ def billing_mode(sub: Subscribed | None, billing: PeriodBilling, activation: str
         return BillingMode.ACTIVATION_HOLD
     if activation == "expired":
         return BillingMode.GRACE_CHARGE
-    return "card"
+    return BillingMode.CARD
 
 
 def plan_tax_invoice(currency: str, rate: Decimal, *, usage: Decimal, billed: Decimal, tax_lines: Sequence[TaxLine],
@@ -115,7 +115,7 @@ def plan_tax_invoice(currency: str, rate: Decimal, *, usage: Decimal, billed: De
     return TaxInvoicePlan(
         currency=currency, fx_rate=None if currency == CLOUD_CURRENCY else rate, usage=convert(usage),
         billed_usage=converted_billed, tax_lines=converted_tax, tax=converted_tax_total, total=converted_total,
-        amount_due=converted_total - convert(covered) if status == "INVOICED" else ZERO)
+        amount_due=converted_total - convert(covered) if status == InvoiceStatus.INVOICED else ZERO)
 
 
 def settle(*, period: str, priced: PricedUsage, sub: Subscribed | None, support: Sequence[PlanPeriod],

@@ -52,6 +52,11 @@ class BillingMode(StrEnum):
         return self in (BillingMode.CARD, BillingMode.GRACE_CHARGE)
 
     @property
+    def invoiced(self) -> bool:
+        """What credits leave is invoiced (INVOICED, D8), by the subscription or the marketplace, not charged."""
+        return self in (BillingMode.SUBSCRIPTION, BillingMode.MARKETPLACE)
+
+    @property
     def taxable(self) -> bool:
         return self is not BillingMode.MARKETPLACE
 

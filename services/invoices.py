@@ -5,12 +5,14 @@ Read-only: the HTTP API, the pages and the CSV/PDF documents all read invoices t
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel
+from sqlalchemy import and_, or_
 from sqlmodel import select
 
 from billing.money import round_money
@@ -192,12 +194,14 @@ def list_invoices(db: Database, org_id: str, *, status: StatusFilter | None = No
         if status is not None:
             query = query.where(Invoice.status.in_([str(s_) for s_ in status.statuses]))
         if cursor is not None:
-            query = query.where(Invoice.id < _decode_cursor(cursor))
-        rows = list(s.exec(query.order_by(Invoice.id.desc()).limit(limit + 1)))
+            period, invoice_id = _decode_cursor(cursor)
+            query = query.where(or_(Invoice.period < period, and_(Invoice.period == period, Invoice.id < invoice_id)))
+        # Newest billing period first, so the open cycle's PENDING invoice (G0) heads the list.
+        rows = list(s.exec(query.order_by(Invoice.period.desc(), Invoice.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return InvoicePage(invoices=[_summary(row) for row in rows],
-                       next_cursor=_encode_cursor(rows[-1].id) if more else None, from_date=start, to_date=end)
+                       next_cursor=_encode_cursor(rows[-1]) if more else None, from_date=start, to_date=end)
 
 
 def _midnight(day: date) -> datetime:
@@ -208,14 +212,18 @@ class BadCursor(ValueError):
     pass
 
 
-def _encode_cursor(invoice_id: int) -> str:
-    return f"i{invoice_id}"
+_CURSOR = re.compile(r"^(\d{4}-\d{2})\.(\d{1,18})$")
 
 
-def _decode_cursor(cursor: str) -> int:
-    if not cursor.startswith("i") or not cursor[1:].isdigit():
+def _encode_cursor(row: Invoice) -> str:
+    return f"{row.period}.{row.id}"
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    match = _CURSOR.match(cursor)
+    if match is None:
         raise BadCursor("not a cursor this API returned")
-    return int(cursor[1:])
+    return match[1], int(match[2])
 
 
 def _summary(row: Invoice) -> InvoiceSummary:

@@ -81,3 +81,21 @@ def write_demo_env(billing: BillingClient, path: Path, api_url: str) -> dict[str
                     + "".join(f"{name}={value}\n" for name, value in values.items()))
     path.chmod(0o600)
     return values
+
+
+async def serve_standalone(host: str, port: int) -> None:
+    """The API as its own process (compose's `billing-api` service): Temporal and the database from the
+    environment, as the workers use them; no worker runs here."""
+    from billing import config
+    from store.db import Database
+    from store.gateway import SandboxGateway
+    from worker import connect
+
+    db = Database(config.database_url())
+    client = await connect()
+    app = create_app(BillingClient(client, db, SandboxGateway(db)))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
+    try:
+        await server.serve()  # SIGTERM/SIGINT stop it gracefully (uvicorn's own handlers)
+    finally:
+        db.dispose()

@@ -45,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
+    codec = commands.add_parser("codec-key", help="payload encryption keys (SPEC J1)")
+    codec.add_argument("action", choices=["new"], help="print a new key line (id:base64), to put first in the "
+                                                       "key file or BILLING_CODEC_KEYS")
+    codec.add_argument("--id", help="the key's id (default: a random one)")
+
+    serve = commands.add_parser("serve-api", help="run the HTTP API on its own (compose's billing-api service)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+
     keys = commands.add_parser("api-key", help="API keys (SPEC I2): create (shown once), list, revoke")
     key_commands = keys.add_subparsers(dest="key_command", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once (only its hash is kept)")
@@ -367,6 +376,16 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "api-key":
         return _api_key(args)
+    if args.command == "codec-key":
+        from contracts.codec import new_key_line
+
+        print(new_key_line(args.id))
+        return 0
+    if args.command == "serve-api":
+        from starter.api_server import serve_standalone
+
+        await serve_standalone(args.host, args.port)
+        return 0
     client = await _client()
     try:
         if args.command == "retry-payment":

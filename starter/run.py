@@ -55,7 +55,7 @@ class RunError(Exception):
 class DevServer:
     """`temporal server start-dev` on a SQLite file, as a child process of the runner (starter.processes)."""
 
-    def __init__(self, data: Path, port: int, ui_port: int) -> None:
+    def __init__(self, data: Path, port: int, ui_port: int, codec_endpoint: str) -> None:
         # Absolute, so that a server left behind is recognised by its database file whatever its directory.
         self.db_file = data.resolve() / "temporal.db"
         self.address = f"127.0.0.1:{port}"
@@ -66,7 +66,7 @@ class DevServer:
             raise RunError(str(err)) from None
         command = [temporal, "server", "start-dev", "--db-filename", str(self.db_file),
                    "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-                   "--log-level", "warn", *dev_server_flags()]
+                   "--log-level", "warn", "--ui-codec-endpoint", codec_endpoint, *dev_server_flags()]
         if config.temporal_namespace() != "default":
             command += ["--namespace", config.temporal_namespace()]
         self.child = ChildProcess("temporal-dev-server", command, data / "run",
@@ -174,15 +174,20 @@ async def serve() -> None:
         parts: dict[asyncio.Future, str] = {}
         server = None
         ports: dict[str, int] = {}
+        api_port = int(os.environ.get("API_PORT", "8000"))
         if not config.temporal_address():
-            server = DevServer(data, int(os.environ.get("TEMPORAL_PORT", "7233")),
-                               int(os.environ.get("TEMPORAL_UI_PORT", "8233")))
+            ui_port = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
+            # J1: the UI decrypts payloads through our codec server (api/routes/codec.py), trusted from its own
+            # origin on loopback since the embedded UI has no sign-in to pass a token with.
+            os.environ.setdefault("BILLING_CODEC_CORS_ORIGINS", f"http://127.0.0.1:{ui_port},http://localhost:{ui_port}")
+            os.environ.setdefault("BILLING_CODEC_TRUST_LOCAL_UI", "1")
+            server = DevServer(data, int(os.environ.get("TEMPORAL_PORT", "7233")), ui_port,
+                               f"http://127.0.0.1:{api_port}/codec")
             stack.push_async_callback(server.stop)
             if not await server.recover():
                 ports.update(server.child.ports)
         if local_smtp:
             ports["SMTP_PORT"] = smtp.port  # aiosmtpd runs in this process: it ends with it
-        api_port = int(os.environ.get("API_PORT", "8000"))
         ports["API_PORT"] = api_port
         # Every port before anything starts: a clash is reported at once, not after a minute of startup.
         check_ports(ports)

@@ -18,7 +18,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from contracts.codec import data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import SmtpSettings
@@ -338,7 +338,7 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
         smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
         smtp.start()
         env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
-                                                            data_converter=pydantic_data_converter)
+                                                            data_converter=data_converter())
         try:
             clock = await SimulatedClock.starting_at(env, utc(scenario.start))
             client = clock.client()

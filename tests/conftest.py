@@ -14,10 +14,14 @@ import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
 from sqlmodel import SQLModel
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import store.tables  # noqa: F401  (registers the tables)
+from tests.codec_keys import use_test_keys
+
+use_test_keys()  # before anything builds a data converter
+
+from contracts.codec import data_converter  # noqa: E402
 from activities.email import SmtpSettings
 from store.db import Database
 from starter.processes import binary, free_port
@@ -127,7 +131,7 @@ class ClockedEnvironment:
 async def time_skipping_env() -> AsyncIterator[ClockedEnvironment]:
     """A fresh time-skipping server per test that jumps over days, on a business clock from BUSINESS_START."""
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
-                                                        data_converter=pydantic_data_converter)
+                                                        data_converter=data_converter())
     await register_search_attributes(env.client)
     try:
         yield ClockedEnvironment(env, await SimulatedClock.starting_at(env, BUSINESS_START))
@@ -147,7 +151,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"),
                                                 search_attributes=SEARCH_ATTRIBUTES,
-                                                data_converter=pydantic_data_converter,
+                                                data_converter=data_converter(),
                                                 dev_server_extra_args=["--log-level", "error"])
     try:
         yield env

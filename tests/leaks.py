@@ -2,7 +2,8 @@
 
 A history's JSON holds payloads base64-encoded, so a card number inside an input, a result, an update's argument,
 a memo or a header is invisible to a plain text search. This walks every event, finds every Payload at any depth,
-decodes it through the project's data converter, and searches the decoded text.
+decrypts it with the payload codec (J1), decodes it through the project's data converter, and searches the
+decoded text.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+
+from contracts.codec import EncryptionCodec, load_keys
 
 from starter.scenario import Scenario
 
@@ -44,8 +47,10 @@ def payloads(message: Message) -> Iterator[Payload]:
 def decoded_texts(history: WorkflowHistory) -> Iterator[str]:
     """The decoded text of every payload of every event of a history."""
     converter = pydantic_data_converter.payload_converter
+    codec = EncryptionCodec(load_keys())
     for event in history.events:
         for payload in payloads(event):
+            payload = codec.decode_one(payload)
             try:
                 value: Any = converter.from_payload(payload)
             except Exception:  # a payload of an encoding the converter does not know: search its raw bytes

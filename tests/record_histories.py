@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from contracts.flows import ID_PREFIXES
+from tests.codec_keys import use_test_keys
+
+use_test_keys()  # recorded histories are encrypted under the suite's keys, which the replay test holds
+
+from contracts.flows import ID_PREFIXES  # noqa: E402
 from starter.scenario import load_scenario
 from tests.scenario_harness import run_scenario
 from billing.logging import configure_logging

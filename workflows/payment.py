@@ -30,22 +30,23 @@ OVERDUE_PATCH = "overdue-tracking"  # likewise for telling the organization's wo
 
 @workflow.defn(name=PAYMENT_WORKFLOW)
 class PaymentWorkflow:
-    def __init__(self) -> None:
-        self._state: PaymentState | None = None
+    @workflow.init
+    def __init__(self, request: ChargeInvoiceInput) -> None:
+        self._request = request  # before any handler runs: an update may arrive in the first activation
+        self._state = PaymentState(invoice_number=request.invoice_number, status=PaymentStatus.NEW,
+                                   attempts=request.previous_attempts)
+        self._running = False  # run() has begun; an operation sent with the start (update-with-start) waits for it
         self._retry_requested = False
         self._busy = True
         self._outcomes: dict[str, GatewayOutcome] = {}  # by charge: a duplicate webhook changes nothing
         self._authorized: set[str] = set()
         self._reversal_requested = False
-        self._request: ChargeInvoiceInput | None = None
         self._settled = False  # paid on-session, by wire/ACH, or forgiven: nothing more to collect
         self._lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, request: ChargeInvoiceInput) -> PaymentState:
-        self._request = request
-        self._state = PaymentState(invoice_number=request.invoice_number, status=PaymentStatus.NEW,
-                                   attempts=request.previous_attempts)
+        self._running = True
         if request.mode != "charge":
             return await self._without_charging(request)
         self._show(PaymentStatus.NEW, f"Charging {request.amount} {request.currency} for {request.invoice_number}")
@@ -131,7 +132,7 @@ class PaymentWorkflow:
     def _check_idle(self) -> None:
         """Refuse an operation while the run's own attempt is in flight (two charges at once). A run started with
         the operation (update-with-start) has not begun yet: nothing is in flight."""
-        if self._request is None:
+        if not self._running:
             return
         in_flight = (self._request.mode == "charge" and self._busy) or self._state.status in (
             PaymentStatus.PROCESSING, PaymentStatus.PENDING_REVERSAL)
@@ -144,7 +145,7 @@ class PaymentWorkflow:
         """One operation (PAY NOW, a payment recorded, forgiveness, a refund) at a time, each on an open invoice
         unless `action` is None."""
         async with self._lock:
-            await workflow.wait_condition(lambda: self._request is not None)  # the run may start after the update
+            await workflow.wait_condition(lambda: self._running)  # the run may start after the update
             if action is not None:
                 self._open(action)
             yield
@@ -218,7 +219,7 @@ class PaymentWorkflow:
     @record_payment.validator
     def _validate_record_payment(self, request: RecordPayment) -> None:
         self._check_idle()
-        if self._request is None:
+        if not self._running:
             return
         left = self._state.outstanding if self._state.outstanding is not None else self._request.amount
         if request.amount > left:
@@ -286,7 +287,7 @@ class PaymentWorkflow:
     def retry(self, request: RetryRequest) -> None:
         """SPEC F3/H3: a retry is a signal. One that arrives while an attempt is in flight is kept: it applies
         if that attempt fails (re-authentication racing a customer's retry collects once, charges once)."""
-        if self._state is not None and (self._state.status == PaymentStatus.PAID or self._settled):
+        if self._state.status == PaymentStatus.PAID or self._settled:
             workflow.logger.info("retry signal ignored: the payment is already PAID")
             return
         workflow.logger.info("retry requested by %s", request.requested_by)
@@ -382,7 +383,7 @@ class PaymentWorkflow:
         self._reversal_requested = True
 
     @workflow.query
-    def state(self) -> PaymentState | None:
+    def state(self) -> PaymentState:
         return self._state
 
     def _show(self, status: PaymentStatus, details: str, waiting_for: str | None = None) -> None:

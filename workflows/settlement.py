@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.starting import StartingActivities
     from contracts.payments import ChargeInvoiceInput
     from contracts.flows import INVOICE_ID, SETTLEMENT_WORKFLOW, SettleInput, SettleResult
-    from billing.statuses import BillingMode
+    from billing.statuses import BillingMode, InvoiceStatus
 
 # Database work runs as local activities: no server round trip each, which is what lets 10,000
 # organizations settle at more than the rate of a bare three-activity workflow.
@@ -41,7 +41,7 @@ class SettlementWorkflow:
                                                       "amount_due": str(invoice.tax_invoice.amount_due),
                                                       "currency": invoice.tax_invoice.currency,
                                                       "cloud_invoice": invoice.number}), **EMAIL)
-        if invoice.status == "INVOICED" and workflow.patched(INVOICED_PATCH):
+        if invoice.status == InvoiceStatus.INVOICED and workflow.patched(INVOICED_PATCH):
             # D10: paid by wire/ACH (or PAY NOW) through its payment workflow, which charges nothing meanwhile and
             # reports the invoice unpaid, so D9's overdue timers apply.
             started = await workflow.execute_local_activity_method(

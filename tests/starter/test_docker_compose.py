@@ -28,6 +28,7 @@ REQUIRED_SERVICES = {
     "mailpit",
     "billing-migrate",
     "billing-worker",
+    "billing-api",
 }
 VALID_DEPENDS_ON_CONDITIONS = {
     "service_started",
@@ -273,7 +274,7 @@ def test_ui(services):
 # ---------------------------------------------------------------- billing services
 
 
-@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate"])
+@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
 def test_billing_services_use_our_image_and_backends(services, name):
     service = services[name]
     build = service.get("build")
@@ -292,6 +293,18 @@ def test_billing_services_use_our_image_and_backends(services, name):
     assert env.get("TEMPORAL_NAMESPACE", "default") == "default"
     assert env["SMTP_HOST"] == "mailpit" and env["SMTP_HOST"] in services
     assert env["SMTP_PORT"] == "1025"
+
+
+@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
+def test_billing_services_share_the_codec_keys(compose, services, name):
+    """J1: one key file for every process that encrypts or decrypts payloads, from a compose secret (never a
+    per-container file, which would give each worker its own key)."""
+    service = services[name]
+    assert env_of(service)["BILLING_CODEC_KEY_FILE"] == "/run/secrets/codec-keys"
+    assert "codec-keys" in service.get("secrets", [])
+    assert compose["secrets"]["codec-keys"]["file"] == "./deploy/secrets/codec-keys"
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/secrets/" in ignored, "keys must never be committed"
 
 
 def test_billing_database_credentials_match_init_script(services):
@@ -319,6 +332,20 @@ def test_worker(services):
     assert deps.get("temporal-admin-tools") == "service_completed_successfully"
     assert not worker.get("container_name"), "container_name prevents scaling the worker"
     assert not published_ports(worker), "replicated workers must not publish host ports"
+
+
+def test_api(services):
+    """I1: the HTTP API as its own service, on the same backends, answering its health check on 8000."""
+    api = services["billing-api"]
+    command = command_text(api).split()
+    assert command[:2] == ["billing", "serve-api"] and command[command.index("--host") + 1] == "0.0.0.0"
+    port = int(command[command.index("--port") + 1])
+    assert any(p[1:3] == (8000, port) for p in published_ports(api))
+    assert "/healthz" in " ".join(api["healthcheck"]["test"]) and f":{port}/" in " ".join(api["healthcheck"]["test"])
+    deps = depends_on_of(api)
+    assert deps.get("temporal") == "service_healthy"
+    assert deps.get("billing-migrate") == "service_completed_successfully"
+    assert api.get("restart") == "unless-stopped"
 
 
 def test_mailpit(services):
