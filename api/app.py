@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import problems
+from api import pages, problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
-from api.routes import (codec, consulting, credits, events, invoice_actions, invoices, metrics, operator, organization,
-                        payment_methods, subscriptions, support, usage, webhooks)
+from api.pages import PagesSettings
+from api.routes import (codec, consulting, credits, downloads, events, invoice_actions, invoices, metrics, operator,
+                        organization, payment_methods, subscriptions, support, usage, webhooks)
 from services.client import BillingClient
 
 DESCRIPTION = """The billing engine's door (SPEC I1-I6).
@@ -30,7 +31,8 @@ ERROR_RESPONSES = {status: {"model": Problem, "content": {"application/problem+j
                                          (422, "invalid input: `errors` names each field"))}
 
 
-def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> FastAPI:
+def create_app(billing: BillingClient, settings: ApiSettings | None = None,
+               pages_settings: PagesSettings | None = None) -> FastAPI:
     context = ApiContext(billing=billing, settings=settings or ApiSettings())
     app = FastAPI(title="Billing engine API", version="1.0.0", description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None, responses=ERROR_RESPONSES)
@@ -39,11 +41,12 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None) -> F
     app.add_middleware(GuardMiddleware, db=lambda: context.db, max_body_bytes=context.settings.max_body_bytes,
                        idempotency_hours=context.settings.idempotency_hours,
                        secret=context.codec.derive_key(b"idempotency request hash"))
-    for module in (invoices, invoice_actions, usage, operator, organization, payment_methods, subscriptions, credits,
-                   support, consulting, webhooks, events):
+    for module in (invoices, invoice_actions, downloads, usage, operator, organization, payment_methods,
+                   subscriptions, credits, support, consulting, webhooks, events):
         app.include_router(module.router, prefix="/v1")
     app.include_router(codec.router)
     app.include_router(metrics.router)
+    pages.install(app, pages_settings)  # G5: the customer's pages under /orgs/{org}/…
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -163,6 +163,8 @@ class InvoiceDetail(BaseModel):
     payments: list[PaymentRow]
     actions: list[Action]
     usage_details: list[UsageDetail]
+    usage_lines: int = 0  # how many Usage Details lines the invoice has in all
+    usage_offset: int = 0  # where `usage_details` starts among them (a page of a long invoice)
 
 
 class NotFound(Exception):
@@ -244,12 +246,29 @@ def find_invoice(db: Database, org_id: str, number: str) -> Invoice:
     return row
 
 
-def invoice_detail(db: Database, org_id: str, number: str) -> InvoiceDetail:
-    """G2: one invoice with every section."""
-    invoice = find_invoice(db, org_id, number)
+def lines_source(db: Database, invoice: Invoice) -> int:
+    """The invoice whose lines are this one's Usage Details: its own, or for a tax invoice without lines of its own
+    its cloud invoice's (a tax invoice restates its cloud invoice's usage, in the cloud invoice's USD)."""
+    if invoice.kind != "tax" or invoice.cloud_invoice_id is None:
+        return invoice.id
     with db.session() as s:
-        lines = list(s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
-                            .order_by(InvoiceLine.position)))
+        own = s.exec(select(InvoiceLine.position).where(InvoiceLine.invoice_id == invoice.id).limit(1)).first()
+    return invoice.id if own is not None else invoice.cloud_invoice_id
+
+
+def invoice_detail(db: Database, org_id: str, number: str, *, usage_offset: int = 0,
+                   usage_limit: int | None = None) -> InvoiceDetail:
+    """G2: one invoice with every section. Usage Details are every line, or the page of `usage_limit` lines from
+    `usage_offset` (an invoice may have 100,000); the charts and summaries always cover every line."""
+    invoice = find_invoice(db, org_id, number)
+    source_id = lines_source(db, invoice)
+    with db.session() as s:
+        # The sums read four columns of every line, not whole rows: cheap for 100,000 lines.
+        sums = list(s.exec(select(InvoiceLine.service, InvoiceLine.deployment, InvoiceLine.project,
+                                  InvoiceLine.amount).where(InvoiceLine.invoice_id == source_id)))
+        page = (select(InvoiceLine).where(InvoiceLine.invoice_id == source_id).order_by(InvoiceLine.position)
+                .offset(max(usage_offset, 0)))
+        lines = list(s.exec(page if usage_limit is None else page.limit(max(usage_limit, 0))))
         tax_lines = list(s.exec(select(InvoiceTaxLine).where(InvoiceTaxLine.invoice_id == invoice.id)
                                 .order_by(InvoiceTaxLine.position)))
         payments = list(s.exec(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt)))
@@ -259,18 +278,14 @@ def invoice_detail(db: Database, org_id: str, number: str) -> InvoiceDetail:
         forgiveness = s.exec(select(InvoiceForgiveness).where(InvoiceForgiveness.invoice_id == invoice.id)).first()
         cloud = s.get(Invoice, invoice.cloud_invoice_id) if invoice.cloud_invoice_id else None
         tax_invoice = s.exec(select(Invoice.number).where(Invoice.cloud_invoice_id == invoice.id)).first()
-        if invoice.kind == "tax" and cloud is not None and not lines:
-            # A tax invoice restates its cloud invoice's usage: the same details, in the cloud invoice's USD.
-            lines = list(s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == cloud.id)
-                                .order_by(InvoiceLine.position)))
     by_service: dict[str, Decimal] = defaultdict(Decimal)
     by_deployment: dict[str, Decimal] = defaultdict(Decimal)
     by_project: dict[str, Decimal] = defaultdict(Decimal)
-    for line in lines:
-        by_service[line.service] += line.amount
-        by_deployment[line.deployment or "(no deployment)"] += line.amount
-        if line.service != SUPPORT_SERVICE:
-            by_project[line.project] += line.amount
+    for service, deployment, project, amount in sums:
+        by_service[service] += amount
+        by_deployment[deployment or "(no deployment)"] += amount
+        if service != SUPPORT_SERVICE:
+            by_project[project] += amount
     start, end = _period_bounds(invoice.period)
     usd, cur = _money("USD"), _money(invoice.currency)
     tax_cur = cur if invoice.kind == "tax" else usd  # a tax invoice's lines are in its own currency
@@ -287,6 +302,7 @@ def invoice_detail(db: Database, org_id: str, number: str) -> InvoiceDetail:
         usage_by_service=_cents(by_service), usage_by_deployment=_cents(by_deployment),
         summary_by_project=_cents(by_project), summary_by_service=_cents(by_service),
         payments=_payment_rows(invoice, payments, methods, forgiveness), actions=available_actions(invoice, payments),
+        usage_lines=len(sums), usage_offset=max(usage_offset, 0),
         usage_details=[UsageDetail(project=line.project, deployment=line.deployment, service=line.service,
                                    sku=line.sku, start_date=line.start_date, end_date=line.end_date,
                                    quantity=line.quantity, unit=line.unit, unit_price=line.unit_price,
@@ -351,3 +367,11 @@ def available_actions(invoice: Invoice, payments: list[Payment]) -> list[Action]
     if invoice.status == InvoiceStatus.FAILED:
         actions.append(Action.RETRY)
     return actions
+
+
+def current_cycle(db: Database, org_id: str) -> InvoiceSummary | None:
+    """G0: the current cycle's PENDING invoice, its running total following the usage recorded so far."""
+    with db.session() as s:
+        row = s.exec(select(Invoice).where(Invoice.org_id == org_id, Invoice.status == InvoiceStatus.PENDING,
+                                           Invoice.kind == "cloud").order_by(Invoice.id.desc())).first()
+    return _summary(row) if row is not None else None

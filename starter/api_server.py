@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import uvicorn
 
 from api.app import create_app
 from billing.permissions import ApiRole
-from services import apikeys
+from services import apikeys, signin
 from services.client import BillingClient
 
 DEMO_ORG = "demo"
@@ -49,6 +50,19 @@ def _read_env(path: Path) -> dict[str, str]:
     return values
 
 
+DEMO_OWNER = "owner@demo.test"
+DEMO_LOGIN_TTL = timedelta(hours=24)
+
+
+def demo_login_url(billing: BillingClient, api_url: str) -> str:
+    """A one-time sign-in link for the demo organization's owner (G5): opened in a browser, it lands on the demo's
+    invoices. A new one on every start; it works once, for a day."""
+    token = signin.issue_link_token(billing.db, DEMO_ORG, DEMO_OWNER, datetime.now(timezone.utc), DEMO_LOGIN_TTL)
+    if token is None:
+        raise RuntimeError(f"{DEMO_OWNER} is not a member of the demo organization {DEMO_ORG!r}")
+    return f"{api_url}/orgs/{DEMO_ORG}/signin/{token}"
+
+
 def write_demo_env(billing: BillingClient, path: Path, api_url: str) -> dict[str, str]:
     """`data/demo.env`: the API's URL, the demo owner's key and an operator key. Keys that still work are kept
     (a key exists only where it was printed), others are created."""
@@ -61,7 +75,8 @@ def write_demo_env(billing: BillingClient, path: Path, api_url: str) -> dict[str
     found = apikeys.authenticate(billing.db, operator) if operator else None
     if found is None or not found.is_operator:
         operator = apikeys.create_key(billing.db, ApiRole.OPERATOR, name="operator (make run)").secret
-    values = {"BILLING_API_URL": api_url, "BILLING_API_KEY": owner, "BILLING_OPERATOR_KEY": operator}
+    values = {"BILLING_API_URL": api_url, "BILLING_API_KEY": owner, "BILLING_OPERATOR_KEY": operator,
+              "BILLING_DEMO_LOGIN_URL": demo_login_url(billing, api_url)}
     path.write_text("# Written by `make run`: `set -a; . data/demo.env; set +a` before the README's curl session.\n"
                     + "".join(f"{name}={value}\n" for name, value in values.items()))
     path.chmod(0o600)

@@ -481,3 +481,30 @@ class SupportCase(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)
     raised_by: str = Field(max_length=320)
     created_at: datetime = _ts()
+
+
+class SigninToken(SQLModel, table=True):
+    """G5/I2: a one-time sign-in link for a member of an organization, kept as its SHA-256 only; it expires and
+    works once (`used_at`)."""
+
+    __tablename__ = "signin_tokens"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    email: str = Field(max_length=320)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(default=None)
+
+
+class PageSession(SQLModel, table=True):
+    """A signed-in member's browser session on the pages (G5), kept as the SHA-256 of its random id; the cookie
+    carries the id, signed. Ends when it expires or the member signs out (`ended_at`)."""
+
+    __tablename__ = "page_sessions"
+    id_hash: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organizations.id", index=True, max_length=64)
+    email: str = Field(max_length=320)
+    role: str = Field(max_length=32)  # billing.permissions.ApiRole the member acts with (I2)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    ended_at: datetime | None = _ts(default=None)
