@@ -56,8 +56,8 @@ async def test_every_event_repeated_and_late_is_a_notice_and_changes_nothing(tmp
 
     repeated = tmp_path / "repeated.yaml"
     repeated.write_text(yaml.safe_dump(_twice_and_late(once_data)))
-    completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(repeated), "--json"],
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(repeated), "--json",
+                                "--database-url", new_database()], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     twice = json.loads(completed.stdout)
