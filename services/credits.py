@@ -46,6 +46,7 @@ class CommitmentMonth(BaseModel):
     """D1/D3: this month's spending against the monthly commitment, and the bank that covers overages."""
 
     period: str
+    currency: str  # the commitment's amounts are in the credits' currency
     month: int  # 1-based month of the term
     term_months: int
     monthly_commitment: Decimal
@@ -92,7 +93,7 @@ def _commitment_month(terms: SubscriptionTerms, sub: Subscription, usage: Decima
         projected = bill_period(terms, state, usage, period)
         billed = round_money(projected.billed_usage, CREDIT_CURRENCY)
         explanation = projected.explanation
-    return CommitmentMonth(period=period, month=index + 1, term_months=terms.term_months, monthly_commitment=minimum,
+    return CommitmentMonth(period=period, currency=CREDIT_CURRENCY, month=index + 1, term_months=terms.term_months, monthly_commitment=minimum,
                            usage_to_date=usage, commitment_left=max(minimum - usage, Decimal("0.00")),
                            banked=round_money(state.bank, CREDIT_CURRENCY), billed_if_closed_today=billed,
                            explanation=explanation)
