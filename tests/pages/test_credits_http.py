@@ -97,7 +97,10 @@ async def test_the_credits_page_shows_active_upcoming_history_and_the_commitment
     assert 'id="commitment-usage">USD 1,300.00<' in commitment
     assert 'id="commitment-banked">USD 400.00<' in commitment
     # D1's February: the $300 overage is covered from the bank, so the month bills its $1,000 commitment.
-    assert 'id="commitment-billed">USD 1,000.00<' in commitment and "covered from the bank" in commitment
+    explained = " ".join(re.sub(r"<[^>]+>", " ", section(page, "commitment-explanation").split(">", 1)[1]).split())
+    assert explained == ("Usage is USD 300.00 over the commitment. If the month closed "
+                         "today it would bill USD 1,000.00 , USD 300.00 of the overage covered from the bank; the bank "
+                         "would then hold USD 100.00.")
 
 
 async def test_elastic_billing_enabled_is_not_active_until_credits_run_out(browser_client, seeded):
