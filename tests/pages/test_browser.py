@@ -1,8 +1,8 @@
 """The pages in a real browser (Debian's Chromium driven by Playwright) against the app served by uvicorn, with a
 real worker on the time-skipping Temporal server: sign in with the e-mailed link, filter the list, open an invoice
 and see both charts, replace a card with a bad number and read the error, replace it and RETRY the declined
-payment until it is PAID, and re-authenticate an SCA card to collect its failed payment, then read Available Credits (SPEC G1-G5, A5, F1-F3,
-D3; test_credits_browser.py has the credits page's own browser test).
+payment until it is PAID, read Available Credits, and re-authenticate an SCA card to collect its failed payment
+(SPEC G1-G5, A5, F1-F3, D3; test_credits_browser.py has the credits page's own browser test).
 Screenshots of every page, at 1400 px and 390 px wide, go to tests/artifacts/."""
 
 from __future__ import annotations

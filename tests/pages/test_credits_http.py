@@ -126,7 +126,7 @@ async def test_elastic_billing_enabled_is_not_active_until_credits_run_out(brows
     page = (await browser_client.get("/orgs/acme/credits")).text
     elastic = section(page, "elastic-billing")
     assert "Elastic Billing enabled" in elastic and "Elastic Billing active" in elastic
-    assert "usage is charged as you go" in page
+    assert "Usage is charged as you go (Elastic Billing)" in page
 
 
 async def test_the_credits_page_is_for_signed_in_members_of_that_organization(browser_client, seeded):
