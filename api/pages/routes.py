@@ -73,7 +73,8 @@ COUNTRIES = sorted(((c.alpha_2, c.name) for c in pycountry.countries), key=lambd
 STATUS_CHOICES = [("", "All"), ("pending", "Pending"), ("free", "Free"), ("successful", "Successful"),
                   ("closed", "Closed"), ("paid", "Paid"), ("failed", "Failed"), ("prepaid", "Prepaid"),
                   ("invoiced", "Invoiced"), ("forgiven", "Forgiven")]
-NAV = [("invoices", "Invoices"), ("credits", "Available Credits"), ("billing-profile", "Billing profile"), ("payment-method", "Payment method")]
+NAV = [("invoices", "Invoices"), ("credits", "Available Credits"), ("billing-profile", "Billing profile"),
+       ("payment-method", "Payment method")]
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
