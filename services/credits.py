@@ -46,13 +46,19 @@ class CommitmentMonth(BaseModel):
     """D1/D3: this month's spending against the monthly commitment, and the bank that covers overages."""
 
     period: str
+    currency: str  # the commitment's amounts are in the credits' currency
     month: int  # 1-based month of the term
     term_months: int
     monthly_commitment: Decimal
     usage_to_date: Decimal  # the cycle's running total (G0)
     commitment_left: Decimal  # what usage can still grow by before the month goes over its commitment
+    overage: Decimal  # what usage is above the month's commitment so far
     banked: Decimal  # unused commitment of earlier months, still available for this term's overages
-    billed_if_closed_today: Decimal | None  # D1 applied to the usage so far; None when the month is not next to bill
+    # D1 applied to the usage so far; all four None when the month is not the next to bill
+    billed_if_closed_today: Decimal | None
+    bank_used_if_closed_today: Decimal | None  # the part of the overage the bank would cover
+    banked_if_closed_today: Decimal | None  # the unused commitment the month would bank
+    bank_after_if_closed_today: Decimal | None
     explanation: str | None
 
 
@@ -87,15 +93,19 @@ def _commitment_month(terms: SubscriptionTerms, sub: Subscription, usage: Decima
         return None
     state = commitment_state_of(sub)
     minimum = terms.monthly_minimums()[index]
-    billed = explanation = None
+    billed = bank_used = banked = bank_after = explanation = None
     if state.months_billed == index:  # the month the next settlement bills (not one held by a late activation)
         projected = bill_period(terms, state, usage, period)
-        billed = round_money(projected.billed_usage, CREDIT_CURRENCY)
+        billed, bank_used, banked, bank_after = (round_money(amount, CREDIT_CURRENCY) for amount in (
+            projected.billed_usage, projected.bank_used, projected.banked, projected.state.bank))
         explanation = projected.explanation
-    return CommitmentMonth(period=period, month=index + 1, term_months=terms.term_months, monthly_commitment=minimum,
-                           usage_to_date=usage, commitment_left=max(minimum - usage, Decimal("0.00")),
+    return CommitmentMonth(period=period, currency=CREDIT_CURRENCY, month=index + 1, term_months=terms.term_months,
+                           monthly_commitment=minimum, usage_to_date=usage,
+                           commitment_left=max(minimum - usage, Decimal("0.00")),
+                           overage=max(usage - minimum, Decimal("0.00")),
                            banked=round_money(state.bank, CREDIT_CURRENCY), billed_if_closed_today=billed,
-                           explanation=explanation)
+                           bank_used_if_closed_today=bank_used, banked_if_closed_today=banked,
+                           bank_after_if_closed_today=bank_after, explanation=explanation)
 
 
 def available_credits(db: Database, org_id: str, on: date) -> AvailableCredits:

@@ -1,6 +1,6 @@
 """The pages customers use (SPEC G0-G5, D3, A1-A5, F1-F3, E1), server-rendered under /orgs/{org}/…, for the
-organization's members only (I2): invoices, one invoice with its actions, the billing profile, the payment
-method, and signing in with a one-time link. Every form carries a CSRF token; every change goes through
+organization's members only (I2): invoices, one invoice with its actions, Available Credits, the billing profile,
+the payment method, and signing in with a one-time link. Every form carries a CSRF token; every change goes through
 services.client.BillingClient, like the HTTP API's."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from billing.money import format_amount
 from billing.permissions import Access
 from billing.profiles import BillingProfileIn, check_email
 from contracts.outcomes import NothingToDo
-from services import documents, invoices, signin
+from services import credits, documents, invoices, signin
 from services.client import BillingError
 from services.invoices import Action, NotFound, StatusFilter
 from services.signin import Member, SigninRefused
@@ -73,7 +73,8 @@ COUNTRIES = sorted(((c.alpha_2, c.name) for c in pycountry.countries), key=lambd
 STATUS_CHOICES = [("", "All"), ("pending", "Pending"), ("free", "Free"), ("successful", "Successful"),
                   ("closed", "Closed"), ("paid", "Paid"), ("failed", "Failed"), ("prepaid", "Prepaid"),
                   ("invoiced", "Invoiced"), ("forgiven", "Forgiven")]
-NAV = [("invoices", "Invoices"), ("billing-profile", "Billing profile"), ("payment-method", "Payment method")]
+NAV = [("invoices", "Invoices"), ("credits", "Available Credits"), ("billing-profile", "Billing profile"),
+       ("payment-method", "Payment method")]
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -325,6 +326,28 @@ async def invoice_action(request: Request, org: str, number: str, action: str, m
         return await _invoice_response(request, org, number, member, ctx, 1, error=str(err), status_code=409)
     done = "retry" if action == "retry" else "paynow"
     return RedirectResponse(f"/orgs/{org}/invoices/{number}?done={done}", status_code=303)
+
+
+# ---------------------------------------------------------------- Available Credits (D3, D1)
+
+CREDIT_KINDS = {"monthly_commitment": "Monthly commitment (term)", "commitment_bank": "Banked commitment",
+                "prepaid": "Prepaid credits", "promotional": "Promotional credits", "elastic": "Elastic Billing"}
+
+
+def credit_kind(kind: str) -> str:
+    return CREDIT_KINDS.get(kind, kind.replace("_", " ").capitalize())
+
+
+env.filters.update(credit_kind=credit_kind)
+
+
+@router.get("/orgs/{org}/credits", response_class=HTMLResponse)
+async def available_credits(request: Request, org: str, member: Signed, ctx: Ctx) -> Response:
+    """D3 as of the business date, read from services.credits (the API's GET /v1/credits reads the same)."""
+    if not may(member, Access.READ_BILLING):
+        raise PageError(403, "Not allowed", f"A {member.role.title} may not read the organization's billing.")
+    table = await asyncio.to_thread(credits.available_credits, ctx.db, org, await ctx.today())
+    return render(request, "credits.html", org=org, member=member, active="credits", t=table)
 
 
 # ---------------------------------------------------------------- billing profile (A1-A3, D7)

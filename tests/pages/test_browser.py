@@ -1,7 +1,8 @@
 """The pages in a real browser (Debian's Chromium driven by Playwright) against the app served by uvicorn, with a
 real worker on the time-skipping Temporal server: sign in with the e-mailed link, filter the list, open an invoice
 and see both charts, replace a card with a bad number and read the error, replace it and RETRY the declined
-payment until it is PAID, and re-authenticate an SCA card to collect its failed payment (SPEC G1-G5, A5, F1-F3).
+payment until it is PAID, read Available Credits, and re-authenticate an SCA card to collect its failed payment
+(SPEC G1-G5, A5, F1-F3, D3; test_credits_browser.py has the credits page's own browser test).
 Screenshots of every page, at 1400 px and 390 px wide, go to tests/artifacts/."""
 
 from __future__ import annotations
@@ -199,6 +200,12 @@ async def test_a_declined_payment_is_retried_from_its_invoice_after_the_card_is_
     await page.get_by_role("link", name="Billing profile", exact=True).click()
     await expect(page.get_by_label("Address line 1")).to_have_value("1 Main St")
     await shoot(page, "billing-profile")
+
+    # D3: no subscription, no credits: Elastic Billing is how acme pays, enabled and active.
+    await page.get_by_role("link", name="Available Credits", exact=True).click()
+    await expect(page.locator("#elastic-enabled")).to_have_text("Elastic Billing enabled")
+    await expect(page.locator("#elastic-active")).to_have_text("Elastic Billing active")
+    await shoot(page, "credits-elastic")
 
 
 async def test_reauthenticating_an_sca_card_collects_the_failed_payment(live):
