@@ -36,5 +36,11 @@ class ApiContext:
         return (await self.now()).date()
 
 
-def context(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
+    return request.app.state.context
+
+
+async def context(request: Request) -> ApiContext:
+    """The dependency (`Depends(context)`): a coroutine, so that FastAPI calls it on the event loop; a plain function
+    would cost a thread-pool round trip on every request. Outside a dependency, use `context_of`."""
     return request.app.state.context

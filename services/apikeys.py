@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import select
 
 from billing.permissions import ApiRole
@@ -90,12 +92,18 @@ def list_keys(db: Database, org_id: str | None = None) -> list[ApiKey]:
         return list(s.exec(query))
 
 
+# One indexed lookup by the hash, as Core (no ORM object): every request of the API runs it (I2).
+_KEYS = ApiKey.__table__
+_AUTHENTICATE = sa_select(_KEYS.c.id, _KEYS.c.name, _KEYS.c.org_id, _KEYS.c.role, _KEYS.c.project).where(
+    _KEYS.c.secret_hash == bindparam("secret_hash"), _KEYS.c.revoked_at.is_(None))
+
+
 def authenticate(db: Database, secret: str) -> Principal | None:
     """The principal a presented key stands for; None for an unknown or revoked key."""
     if not secret.startswith(KEY_PREFIX):
         return None
-    with db.session() as s:
-        key = s.exec(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret))).first()
-    if key is None or key.revoked_at is not None:
+    with db.engine.connect() as conn:
+        key = conn.execute(_AUTHENTICATE, {"secret_hash": hash_secret(secret)}).first()
+    if key is None:
         return None
     return Principal(key_id=key.id, name=key.name, org_id=key.org_id, role=ApiRole(key.role), project=key.project)
