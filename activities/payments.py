@@ -192,7 +192,9 @@ class PaymentActivities:
         else:
             status = PaymentStatus.FAILED
         with self.db.session() as s:
-            payment = s.get(Payment, payment_id)
+            # Locked: a second execution of this activity (two workers, or a retry after a timeout while the first
+            # still runs) waits here and then finds the payment settled, instead of applying it twice (M3).
+            payment = s.get(Payment, payment_id, with_for_update=True)
             if payment.status in FINAL:
                 return payment
             payment.status = status

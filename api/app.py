@@ -26,8 +26,13 @@ DESCRIPTION = """The billing engine's door (SPEC I1-I6).
 
 ERROR_RESPONSES = {status: {"model": Problem, "content": {"application/problem+json": {}},
                             "description": title}
-                   for status, title in ((401, "no API key, or an unknown or revoked one"),
+                   for status, title in ((400, "the body could not be read (not UTF-8 JSON)"),
+                                         (401, "no API key, or an unknown or revoked one"),
+                                         (403, "the key's role may not do this (I2)"),
                                          (404, "no such thing for this key's organization"),
+                                         (409, "refused: a conflict with the current state, or an Idempotency-Key "
+                                               "reused with another request"),
+                                         (413, "the body is over the size limit"),
                                          (422, "invalid input: `errors` names each field"))}
 
 

@@ -46,7 +46,7 @@ from activities.email import SmtpSettings
 from store import migrate
 from store.db import Database
 from store.gateway import SandboxGateway
-from billing.invoicing import CLOUD_CURRENCY, invoice_number, period_before
+from billing.invoicing import CLOUD_CURRENCY, invoice_number, last_closed_period
 from billing.logging import configure_logging
 from billing.profiles import OrganizationIn
 from store.tables import Invoice, InvoiceStatus, PaymentStatus, SandboxCharge
@@ -190,7 +190,7 @@ async def seed(billing: BillingClient, db: Database, count: int, run_id: str) ->
 
     await asyncio.gather(*(create(i, org_id) for i, org_id in enumerate(org_ids)))
 
-    period = period_before(datetime.now(timezone.utc))
+    period = last_closed_period(datetime.now(timezone.utc))  # not the open cycle's PENDING invoice (G0)
     now = datetime.now(timezone.utc)
 
     def insert_invoices() -> list[Target]:

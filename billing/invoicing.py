@@ -115,6 +115,11 @@ def period_before(moment: datetime) -> str:
     return period_of(moment.date() - timedelta(days=1))
 
 
+def last_closed_period(moment: datetime) -> str:
+    """The latest month that has ended by `moment`, whatever day of the month it is (the 15th of March: February)."""
+    return period_of(moment.date().replace(day=1) - timedelta(days=1))
+
+
 def last_day_of(period: str) -> date:
     year, month = (int(part) for part in period.split("-"))
     first_of_next = date(year + month // 12, month % 12 + 1, 1)

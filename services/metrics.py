@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 
-from billing.invoicing import period_before, period_end
+from billing.invoicing import last_closed_period, period_end
 from billing.statuses import InvoiceStatus, PaymentStatus
 from store.db import Database
 from store.tables import EventDelivery, Invoice, Organization, Payment
@@ -25,7 +25,7 @@ class BusinessCollector(Collector):
 
     def collect(self) -> Iterator:
         now = self.now()
-        last_period = period_before(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+        last_period = last_closed_period(now)
         with self.db.engine.connect() as conn:
             by_status = conn.execute(select(Payment.status, Payment.method, func.count())
                                      .group_by(Payment.status, Payment.method)).all()

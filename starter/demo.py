@@ -1,20 +1,24 @@
-"""The demo `make run` seeds: a paying organization and one whose card is declined, settled for last month."""
+"""The demo `make run` seeds: a paying organization, one whose card is declined and one paying with an India-issued
+card (settled by the issuer's webhook), settled for last month."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 
 from sqlmodel import select
 
 from billing.cards import CardIn
 from billing.profiles import BillingProfileIn, OrganizationIn
-from store.tables import UsageLine
+from store.tables import FxRate, UsageLine
 from services.client import BillingClient, BillingError, UsageIn
 from starter.idle import wait_until_at_rest
 from contracts.flows import settlement_workflow_id
 
-DEMO_ORGS = ("demo", "demo-declined")
+DEMO_ORGS = ("demo", "demo-declined", "demo-india")
+# The demo's USD -> INR rate, in force from the start of the demo's month (M2, E3: India charges are in INR).
+DEMO_INR_RATE = Decimal("84.50")
 REST_TIMEOUT = timedelta(seconds=60)
 
 
@@ -43,6 +47,15 @@ def demo_organizations(now: datetime) -> list[OrganizationIn]:
             payment_method=CardIn(type="card", number="4000000000000002", exp=exp, cvc="123",
                                   name="Declined Owner"),
         ),
+        # E1-E6: an India-issued card: a mandate, the charge in INR PROCESSING with the issuer, then PAID when the
+        # sandbox gateway's signed webhook reaches POST /v1/webhooks/gateway (I5).
+        OrganizationIn(
+            id="demo-india", name="Demo India Pvt Ltd", owners=["owner@demo-india.test"],
+            billing_profile=BillingProfileIn(
+                country="IN", address_line1="1 MG Road", city="Bengaluru", state="Karnataka", postal_code="560001",
+                company_name="Demo India Pvt Ltd"),
+            payment_method=CardIn(type="card", number="4000003560000123", exp=exp, cvc="123", name="India Owner"),
+        ),
     ]
 
 
@@ -59,10 +72,18 @@ def demo_usage(org_id: str, start: date, end: date) -> list[UsageIn]:
         "demo-declined": [
             ("prototype", "Sandbox", "Atlas Dedicated", "ATLAS_AWS_INSTANCE_M10", hours, "hours", "0.08"),
         ],
+        "demo-india": [
+            ("checkout", "Cluster1", "Atlas Dedicated", "ATLAS_AWS_INSTANCE_M10", hours, "hours", "0.04"),
+        ],
     }[org_id]
     return [UsageIn(project=project, deployment=deployment, service=service, sku=sku, start_date=start,
                     end_date=end, quantity=quantity, unit=unit, unit_price=unit_price)
             for project, deployment, service, sku, quantity, unit, unit_price in lines]
+
+
+def _has_rate(billing: BillingClient, currency: str) -> bool:
+    with billing.db.session() as s:
+        return s.exec(select(FxRate.id).where(FxRate.currency == currency)).first() is not None
 
 
 def _has_usage(billing: BillingClient, org_id: str, period: str) -> bool:
@@ -75,6 +96,8 @@ async def seed_demo(billing: BillingClient, now: datetime) -> list[str]:
     """Create the demo organizations, record last month's usage and settle it; safe to run on every start."""
     start, end = previous_month(now)
     period = f"{start.year:04d}-{start.month:02d}"
+    if not await asyncio.to_thread(_has_rate, billing, "INR"):
+        await billing.record_fx_rate("INR", DEMO_INR_RATE, datetime.combine(start, time(0), tzinfo=timezone.utc))
     for org in demo_organizations(now):
         try:
             await billing.create_organization(org)

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.email import SmtpSettings
 from billing import config
+from billing.config import parse_duration
 from store import migrate
 from store.db import Database
 from store.gateway import SandboxGateway
@@ -222,14 +223,17 @@ async def serve() -> None:
 
         db = Database(url)
         stack.callback(db.dispose)
-        worker = build_worker(client, db, SandboxGateway(db), smtp)
+        # The sandbox issuer settles India charges after BILLING_RBI_PROCESSING (E4: days in life, minutes here),
+        # then its signed webhook reaches the API over HTTP (I5).
+        gateway = SandboxGateway(db, rbi_processing=parse_duration(os.environ.get("BILLING_RBI_PROCESSING", "2m")))
+        worker = build_worker(client, db, gateway, smtp)
         running = asyncio.create_task(worker.run())
         stack.push_async_callback(_stop_worker, worker, running)
         parts[running] = "the worker"
 
         schedule = await ensure_month_end_schedule(client)
         log.info("month-end schedule in place", schedule=schedule.id, spec="00:00 UTC on the 1st")
-        billing = BillingClient(client, db, SandboxGateway(db))
+        billing = BillingClient(client, db, gateway)
         workflow_ids = await _unless_ended(seed_demo(billing, datetime.now(timezone.utc)), parts)
         log.info("demo seeded", workflows=workflow_ids)
         api = ApiServer(billing, "127.0.0.1", api_port)

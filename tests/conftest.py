@@ -75,6 +75,27 @@ def database_url(request, tmp_path, postgres) -> str:
     return postgres.create()
 
 
+class NewDatabases:
+    """Empty databases of one kind, a new one per call, for the simulator (which migrates what it is given)."""
+
+    def __init__(self, kind: str, directory: Path, postgres: PostgresDatabases) -> None:
+        self.kind, self.directory, self.postgres = kind, directory, postgres
+        self.made = 0
+
+    def __call__(self) -> str:
+        self.made += 1
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.directory / f'scenario-{self.made}.db'}"
+        return self.postgres.create()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database(request, tmp_path, postgres) -> NewDatabases:
+    """`new_database()`: the URL of an empty database of each kind. Every scenario test (tests.scenario_harness.
+    run_scenario needs one) runs on SQLite and on PostgreSQL."""
+    return NewDatabases(request.param, tmp_path, postgres)
+
+
 @pytest.fixture
 def db(database_url) -> Iterator[Database]:
     database = Database(database_url)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
+from sqlalchemy import create_engine, text
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -96,3 +98,20 @@ def assert_no_secrets(histories: Iterable[WorkflowHistory], secrets: set[str], c
             code = ACTIVATION_CODE.search(text)
             assert code is None, f"{history.workflow_id}: an activation code in a payload: {code[0]}"
     return searched
+
+
+def database_text(url: str) -> bytes:
+    """Everything a database holds, as bytes to search: for SQLite the files themselves (free pages and the WAL
+    included), for PostgreSQL every row of every table in its text form."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return b"".join(p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name))
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
+            rows = [conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars().all() for table in tables]
+    finally:
+        engine.dispose()
+    assert "payments" in tables
+    return "\n".join(row for table_rows in rows for row in table_rows).encode()

@@ -40,7 +40,7 @@ async def main(force: bool, tag: str | None = None, kinds: list[str] | None = No
     target.mkdir(exist_ok=True)
     for name in RECORDED:
         histories = {}
-        await run_scenario(load_scenario(str(HERE / "scenarios" / name)), history_sink=histories)
+        await run_scenario(load_scenario(str(HERE / "scenarios" / name)), None, history_sink=histories)
         for workflow_id, history in histories.items():
             kind = next(k for k in WORKFLOW_KINDS if workflow_id.startswith(f"{k}-"))
             if kinds and kind not in kinds:

@@ -2,7 +2,7 @@
 balances, and no card number, CVC or activation code is in any workflow history's decoded payloads.
 
 Every test that simulates goes through `run_scenario` (tests/scenarios/test_scenario_harness.py keeps it that way), so the
-money invariant is asserted for every simulated scenario in the suite.
+money invariant is asserted for every simulated scenario in the suite, on SQLite and PostgreSQL (`new_database`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from tests.leaks import assert_no_secrets, card_secrets, cvcs
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
-async def run_scenario(scenario: Scenario | str | Path, database_url: str | None = None,
+async def run_scenario(scenario: Scenario | str | Path, database_url: str | None,
                        history_sink: dict[str, WorkflowHistory] | None = None) -> dict[str, Any]:
-    """Simulate a scenario (a parsed one, or a file, relative to tests/scenarios/) and check its ledger."""
+    """Simulate a scenario (a parsed one, or a file, relative to tests/scenarios/) on an empty database and check
+    its ledger. The database is always named: tests pass the `new_database` fixture's (SQLite and PostgreSQL);
+    None is the simulator's own temporary SQLite file (tools such as tests.record_histories)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(str(SCENARIOS / scenario))
     histories: dict[str, WorkflowHistory] = {} if history_sink is None else history_sink

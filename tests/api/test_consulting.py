@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from billing.permissions import ApiRole
 from contracts.flows import checkout_workflow_id
-from store.tables import EmailMessage, Invoice
+from store.tables import EmailMessage, Invoice, Payment, PaymentMethod, SandboxCharge, SandboxToken
 from tests.api.conftest import OTHER, OWN, auth
 from tests.api.live import live  # noqa: F401  (fixture)
 from tests.factories import VISA
@@ -64,11 +64,7 @@ async def test_a_checkout_step_by_step_is_confirmed_and_paid(live, keys):
     method = await live.api.post(f"{path}/payment-method", json={"method": CARD}, headers=admin)
     assert method.status_code == 200, method.text
     assert method.json()["method"]["last4"] == "4242" and VISA not in method.text and "tok_" not in method.text
-    # The consulting invoice's payment charges the method on file (activities/payments.py), whatever the checkout
-    # shows: put the card on file and check out with it.
-    assert (await live.api.post("/v1/payment-method", json={"method": CARD}, headers=admin)).status_code == 200
-    on_file = await live.api.post(f"{path}/payment-method", json={}, headers=admin)
-    assert on_file.json()["method"]["last4"] == "4242" and on_file.json()["step"] == "REVIEW"
+    assert method.json()["step"] == "REVIEW"  # acme has no method on file: the card given here pays (B3)
     cart = (await live.api.post(f"{path}/review", headers=admin)).json()["cart"]
     assert (cart["price"], cart["tax"], cart["total"]) == ("5000.00", "1150.00", "6150.00")  # C3: Irish VAT
     assert [line["name"] for line in cart["tax_lines"]] == ["VAT"]
@@ -82,6 +78,10 @@ async def test_a_checkout_step_by_step_is_confirmed_and_paid(live, keys):
         invoice = s.exec(select(Invoice).where(Invoice.number == done["invoice"])).one()
         kinds = [m.kind for m in s.exec(select(EmailMessage).where(EmailMessage.org_id == OWN))]
     assert (invoice.kind, invoice.status, invoice.org_id) == ("consulting", "PAID", OWN)
+    with live.db.session() as s:
+        [payment] = s.exec(select(Payment).where(Payment.invoice_id == invoice.id)).all()
+        charged = s.get(PaymentMethod, payment.payment_method_id)
+    assert (charged.last4, charged.active) == ("4242", False)  # the checkout's card, not put on file
     assert "consulting_confirmation" in kinds
     after = await live.api.post(f"{path}/confirm", headers=admin)
     assert after.status_code == 409 and "paid" in after.json()["detail"]
@@ -90,3 +90,31 @@ async def test_a_checkout_step_by_step_is_confirmed_and_paid(live, keys):
     assert (await live.api.get(path, params={"org": OTHER},
                                headers=auth(keys[ApiRole.OPERATOR]))).status_code == 404
     assert assert_no_secrets([await handle.fetch_history()], {VISA}, {"123"}) > 0
+
+
+async def test_a_checkout_refuses_a_bad_card_and_charges_nothing(live, keys):
+    """B3/A5: a card that fails A5 at the checkout's payment step is refused, naming the field; the checkout stays
+    at that step, cannot be confirmed, and nothing reaches the gateway, the invoices or the payments."""
+    admin = auth(keys[ADMIN])
+    checkout = (await live.api.post("/v1/consulting/checkouts", json={"level": "standard", "price": "5000.00"},
+                                    headers=admin)).json()
+    path = f"/v1/consulting/checkouts/{checkout['id']}"
+    assert (await live.api.post(f"{path}/address", json={"address": DUBLIN}, headers=admin)).status_code == 200
+    with live.db.session() as s:
+        tokens_before = len(s.exec(select(SandboxToken)).all())
+    for bad, field in (({**CARD, "number": "4242424242424241"}, "number"),  # fails Luhn
+                       ({**CARD, "exp": "01/20"}, "exp"),  # expired
+                       ({**CARD, "cvc": "12"}, "cvc")):
+        refused = await live.api.post(f"{path}/payment-method", json={"method": bad}, headers=admin)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"].endswith(field)
+        assert "4242424242424241" not in refused.text
+    state = (await live.api.get(path, headers=admin)).json()
+    assert (state["step"], state["method"]) == ("PAYMENT_METHOD", None)
+    assert (await live.api.post(f"{path}/review", headers=admin)).status_code == 409
+    assert (await live.api.post(f"{path}/confirm", headers=admin)).status_code == 409
+    with live.db.session() as s:
+        assert len(s.exec(select(SandboxToken)).all()) == tokens_before  # nothing tokenized
+        assert s.exec(select(SandboxCharge)).all() == []
+        assert s.exec(select(Invoice).where(Invoice.kind == "consulting")).all() == []
+        assert s.exec(select(Payment)).all() == []

@@ -142,13 +142,13 @@ def test_pro_rata_by_days_within_a_cent_per_piece(lines, spans):
         assert abs(part - per_day * ((last - first).days + 1)) < D("0.01")
 
 
-async def test_simulated_credit_lines_cover_the_usage_dated_inside_them():
+async def test_simulated_credit_lines_cover_the_usage_dated_inside_them(new_database):
     from pathlib import Path
 
     from starter.scenario import load_scenario
         
     path = Path(__file__).parents[1] / "scenarios" / "subscriptions" / "credit_line_mid_month.yaml"
-    output = await run_scenario(load_scenario(str(path)))
+    output = await run_scenario(load_scenario(str(path)), new_database())
     [invoice] = closed_invoices(output)
     assert (invoice["total"], invoice["credits_applied"]) == ("310.00", "270.00")
     assert [(p["method"], p["status"], p["amount"]) for p in output["payments"]] == [

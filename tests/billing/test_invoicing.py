@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, strategies as st
 
 from billing.config import BillingDurations, parse_duration
-from billing.invoicing import UsageItem, build_cloud_invoice, invoice_number, period_of
+from billing.invoicing import (UsageItem, build_cloud_invoice, invoice_number, last_closed_period, next_period,
+                               period_end, period_of)
 
 quantities = st.decimals(min_value=0, max_value=100_000, places=4, allow_nan=False, allow_infinity=False)
 prices = st.decimals(min_value=0, max_value=50, places=6, allow_nan=False, allow_infinity=False)
@@ -53,3 +54,9 @@ def test_durations_default_to_the_rules_and_refuse_nonsense():
     assert BillingDurations(rbi_processing="2d").rbi_processing == timedelta(days=2)
     with pytest.raises(ValueError, match="duration"):
         BillingDurations(activation_grace="a month")
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(timezone.utc)))
+def test_the_last_closed_period_ended_before_the_moment_and_is_the_latest_such(moment):
+    period = last_closed_period(moment)
+    assert period_end(period) <= moment < period_end(next_period(period))

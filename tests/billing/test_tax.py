@@ -157,8 +157,9 @@ def test_real_table_lines_are_exactly_rounded(amount, country, with_id):
         assert abs(line.amount - amount * line.rate) <= Decimal("0.005")
 
 
-async def test_simulated_invoices_carry_the_worked_example_taxes():
-    output = await run_scenario(load_scenario(str(Path(__file__).parents[1] / "scenarios" / "tax_by_region.yaml")))
+async def test_simulated_invoices_carry_the_worked_example_taxes(new_database):
+    output = await run_scenario(load_scenario(str(Path(__file__).parents[1] / "scenarios" / "tax_by_region.yaml")),
+                                new_database())
     taxes = {invoice["org"]: (invoice["tax"], invoice["total"]) for invoice in closed_invoices(output)}
     assert taxes == {
         "ie-vat": ("230.00", "1230.00"), "de-vat": ("0.00", "1000.00"), "de": ("190.00", "1190.00"),

@@ -25,8 +25,8 @@ SCENARIO = Path(__file__).parents[1] / "scenarios" / "billing_profile_edit.yaml"
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-async def test_a_vat_id_set_in_february_removes_vat_from_february_on_and_is_audited(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+async def test_a_vat_id_set_in_february_removes_vat_from_february_on_and_is_audited(new_database):
+    url = new_database()
     output = await run_scenario(parse_scenario(load_yaml(SCENARIO.read_text())), database_url=url)
     taxes = {i["period"]: (i["tax"], [(t["name"], t["rate"]) for t in i["tax_lines"]]) for i in closed_invoices(output)}
     assert taxes == {"2025-01": ("19.00", [("VAT", "0.19")]), "2025-02": ("0.00", [])}

@@ -39,8 +39,9 @@ def test_the_bank_row_counts_everything_banked_and_lapses_after_the_term():
     assert commitment_credit_lines(flex, state) == []
 
 
-async def test_simulated_bank_lapses_visibly_at_term_end():
-    output = await run_scenario(load_scenario(str(SCENARIOS / "subscriptions" / "commitment_bank_lapses.yaml")))
+async def test_simulated_bank_lapses_visibly_at_term_end(new_database):
+    output = await run_scenario(load_scenario(str(SCENARIOS / "subscriptions" / "commitment_bank_lapses.yaml")),
+                                new_database())
     cloud = [(i["period"], i["billed_usage"], i["status"]) for i in closed_invoices(output) if i["kind"] == "cloud"]
     assert cloud == [("2027-01", "1000.00", "INVOICED"), ("2027-02", "1500.00", "INVOICED"),
                      ("2027-03", "1000.00", "INVOICED"), ("2027-04", "200.00", "PAID")]

@@ -46,8 +46,8 @@ def _cloud(output: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("applied", list(APPLIED))
 @pytest.mark.parametrize("subscription_type", TYPES)
-async def test_every_month_of_the_term_settles_whenever_the_code_is_applied(subscription_type, applied):
-    output = await run_scenario(parse_scenario(late_activation_scenario(subscription_type, applied)))
+async def test_every_month_of_the_term_settles_whenever_the_code_is_applied(subscription_type, applied, new_database):
+    output = await run_scenario(parse_scenario(late_activation_scenario(subscription_type, applied)), new_database())
     cloud = _cloud(output)
     assert sorted(cloud) == ["2027-01", "2027-02", "2027-03"]
     assert [cloud[p]["usage"] for p in sorted(cloud)] == ["600.00", "1300.00", "1500.00"]
@@ -62,8 +62,8 @@ async def test_every_month_of_the_term_settles_whenever_the_code_is_applied(subs
     # and 2 of the term all the same, so March is month 3 of 3 and its overage is billed on top.
     ("after_grace", ["600.00", "1300.00", "1500.00"]),
 ])
-async def test_monthly_commitment_months_count_from_the_term_start(applied, billed):
-    output = await run_scenario(parse_scenario(late_activation_scenario("monthly_commitment", applied)))
+async def test_monthly_commitment_months_count_from_the_term_start(applied, billed, new_database):
+    output = await run_scenario(parse_scenario(late_activation_scenario("monthly_commitment", applied)), new_database())
     cloud = _cloud(output)
     assert [cloud[p]["billed_usage"] for p in sorted(cloud)] == billed
     assert cloud["2027-03"]["status"] == "INVOICED"
@@ -73,8 +73,8 @@ async def test_monthly_commitment_months_count_from_the_term_start(applied, bill
 
 
 @pytest.mark.parametrize("applied", ["at_start", "inside_grace", "after_grace"])
-async def test_flex_commitment_true_up_counts_the_months_billed_before_activation(applied):
-    output = await run_scenario(parse_scenario(late_activation_scenario("flex_commitment", applied)))
+async def test_flex_commitment_true_up_counts_the_months_billed_before_activation(applied, new_database):
+    output = await run_scenario(parse_scenario(late_activation_scenario("flex_commitment", applied)), new_database())
     cloud = _cloud(output)
     # 600 + 1,300 + 1,500 = 3,400 used of 3,000: nothing unused to charge in the last month.
     assert [cloud[p]["billed_usage"] for p in sorted(cloud)] == ["600.00", "1300.00", "1500.00"]

@@ -49,15 +49,15 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def test_every_event_repeated_and_late_is_a_notice_and_changes_nothing(tmp_path):
+async def test_every_event_repeated_and_late_is_a_notice_and_changes_nothing(tmp_path, new_database):
     once_data = load_yaml(ONCE.read_text())
-    once = await run_scenario(parse_scenario(once_data))
+    once = await run_scenario(parse_scenario(once_data), new_database())
     assert once["notices"] == []  # always present
 
     repeated = tmp_path / "repeated.yaml"
     repeated.write_text(yaml.safe_dump(_twice_and_late(once_data)))
-    completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(repeated), "--json"],
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run([sys.executable, "-m", "starter.cli", "simulate", str(repeated), "--json",
+                                "--database-url", new_database()], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     twice = json.loads(completed.stdout)
@@ -91,9 +91,9 @@ events:
 """
 
 
-async def test_a_refused_event_raises_in_python_naming_the_event_and_field():
+async def test_a_refused_event_raises_in_python_naming_the_event_and_field(new_database):
     with pytest.raises(BillingError, match="no invoice 'INV-209901-000001'") as raised:
-        await run_scenario(parse_scenario(load_yaml(BAD_INVOICE)))
+        await run_scenario(parse_scenario(load_yaml(BAD_INVOICE)), new_database())
     assert raised.value.__notes__ == ["events[0].invoice (retry_payment for acme at 2025-01-02T00:00:00Z)"]
 
 

@@ -47,10 +47,10 @@ def located_payloads(message: Message, path: str = "") -> list[tuple[str, Payloa
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-async def test_raw_histories_hold_no_personal_data(scenario, database_url):
+async def test_raw_histories_hold_no_personal_data(scenario, new_database):
     personal = SCENARIOS[scenario]
     histories: dict = {}
-    await run_scenario(HERE / scenario, database_url=database_url, history_sink=histories)
+    await run_scenario(HERE / scenario, database_url=new_database(), history_sink=histories)
     assert histories
     raw_payloads = 0
     for history in histories.values():

@@ -25,8 +25,8 @@ usage:
 """
 
 
-async def _invoices(until: str) -> list[tuple]:
-    output = await run_scenario(parse_scenario(load_yaml(SCENARIO.format(until=until))))
+async def _invoices(until: str, database_url: str) -> list[tuple]:
+    output = await run_scenario(parse_scenario(load_yaml(SCENARIO.format(until=until))), database_url)
     return [(i["number"], i["period"], i["status"], i["usage"], i["total"], i["amount_due"], i["at"])
             for i in output["invoices"]]
 
@@ -39,13 +39,14 @@ async def _invoices(until: str) -> list[tuple]:
     ("2025-04-20T00:00:00Z", [("2025-03", "PAID", "150.00", "150.00", "0.00", "2025-04-01T00:00:00Z"),
                               ("2025-04", "PENDING", "20.00", "20.00", "20.00", "2025-04-01T00:00:00Z")]),
 ])
-async def test_the_current_cycle_is_one_pending_invoice_whose_running_total_follows_the_usage(until, expected):
-    invoices = await _invoices(until)
+async def test_the_current_cycle_is_one_pending_invoice_whose_running_total_follows_the_usage(until, expected,
+                                                                                              new_database):
+    invoices = await _invoices(until, new_database())
     assert [invoice[1:] for invoice in invoices] == expected
     assert [invoice[2] for invoice in invoices].count("PENDING") == 1
 
 
-async def test_month_end_closes_the_pending_invoice_in_place_keeping_its_number():
-    [(pending_number, *_)] = await _invoices("2025-03-20T00:00:00Z")
-    (closed_number, period, status, *_), _next = await _invoices("2025-04-02T00:00:00Z")
+async def test_month_end_closes_the_pending_invoice_in_place_keeping_its_number(new_database):
+    [(pending_number, *_)] = await _invoices("2025-03-20T00:00:00Z", new_database())
+    (closed_number, period, status, *_), _next = await _invoices("2025-04-02T00:00:00Z", new_database())
     assert (closed_number, period, status) == (pending_number, "2025-03", "PAID")

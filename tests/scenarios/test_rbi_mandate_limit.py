@@ -15,8 +15,8 @@ from tests.scenario_harness import closed_invoices, run_scenario
 SCENARIO = Path(__file__).parents[1] / "scenarios/payments/india_above_mandate_pay_now.yaml"
 
 
-async def test_charge_above_the_mandate_fails_with_a_reason_and_pay_now_pays_it_on_session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+async def test_charge_above_the_mandate_fails_with_a_reason_and_pay_now_pays_it_on_session(new_database):
+    url = new_database()
     output = await run_scenario(load_scenario(str(SCENARIO)), database_url=url)
     [invoice] = closed_invoices(output)
     assert (invoice["status"], invoice["total"], invoice["amount_due"]) == ("PAID", "2000.00", "0.00")

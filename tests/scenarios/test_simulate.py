@@ -18,7 +18,7 @@ from tests.scenario_harness import closed_invoices, run_scenario
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
 
-async def _simulate(name: str, database_url: str | None = None) -> dict[str, Any]:
+async def _simulate(name: str, database_url: str) -> dict[str, Any]:
     return await run_scenario(load_scenario(str(SCENARIOS / name)), database_url=database_url)
 
 
@@ -47,9 +47,8 @@ def test_output_document_has_every_section():
     assert output["credits"] == output["mandates"] == output["support_plans"] == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(backend, postgres):
-    output = await _simulate("card_declined_retry.yaml", None if backend == "sqlite" else postgres.create())
+async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(new_database):
+    output = await _simulate("card_declined_retry.yaml", new_database())
     [invoice] = closed_invoices(output)
     assert invoice["status"] == "PAID" and invoice["amount_due"] == "0.00"
     assert _keys(output["payments"], "status", "failure_code", "at") == [
@@ -64,8 +63,8 @@ async def test_declined_card_fails_then_update_and_retry_pay_exactly_once(backen
         ("payment_succeeded", ["ap@acme.test"])]
 
 
-async def test_paypal_pays_every_month():
-    output = await _simulate("paypal_paid.yaml")
+async def test_paypal_pays_every_month(new_database):
+    output = await _simulate("paypal_paid.yaml", new_database())
     # GB without a VAT number: UK VAT 20% (TAX.md).
     assert _keys(closed_invoices(output), "period", "status", "billed_usage", "tax", "total") == [
         ("2027-01", "PAID", "401.76", "80.35", "482.11"), ("2027-02", "PAID", "10.85", "2.17", "13.02")]
@@ -75,10 +74,10 @@ async def test_paypal_pays_every_month():
     assert output["emails"][0]["to"] == ["ap@beta.test", "owner@beta.test"]
 
 
-async def test_an_organization_without_usage_gets_a_free_invoice_and_no_charge():
+async def test_an_organization_without_usage_gets_a_free_invoice_and_no_charge(new_database):
     scenario = yaml.safe_load((SCENARIOS / "card_paid.yaml").read_text())
     scenario["usage"] = []
-    output = await run_scenario(parse_scenario(scenario))
+    output = await run_scenario(parse_scenario(scenario), new_database())
     assert _keys(closed_invoices(output), "status", "total") == [("FREE", "0.00")]
     assert output["payments"] == [] and output["emails"] == []
 

@@ -51,13 +51,13 @@ def _unshift_output(output: dict[str, Any], years: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["card_declined_retry.yaml", "subscriptions/monthly_commitment.yaml",
                                   "rbi/processing_paid.yaml", "support/support_plans.yaml"])
-async def test_a_scenario_dated_last_year_and_next_year_bills_the_same_modulo_dates(name):
+async def test_a_scenario_dated_last_year_and_next_year_bills_the_same_modulo_dates(name, new_database):
     text = (SCENARIOS / name).read_text()
     base = int(re.search(r"start: (\d{4})", text)[1])
     outputs = {}
     for when in ("past", "future"):
         years = _years_apart(base, past=when == "past")
-        output = await run_scenario(parse_scenario(load_yaml(_shift_scenario(text, years))))
+        output = await run_scenario(parse_scenario(load_yaml(_shift_scenario(text, years))), new_database())
         assert output["invoices"], f"{name} dated {base + years} billed nothing"
         assert all(i["at"].startswith(str(base + years)) or i["at"] > str(base + years) for i in output["invoices"])
         outputs[when] = _unshift_output(output, years)

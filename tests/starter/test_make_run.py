@@ -7,6 +7,7 @@ import mailbox
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -122,7 +123,7 @@ def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None
            if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
     env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
                SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO", API_PORT=str(free_port()),
-               SDK_METRICS_PORT=str(free_port()))
+               SDK_METRICS_PORT=str(free_port()), WEBHOOK_RECEIVER_PORT=str(free_port()), BILLING_RBI_PROCESSING="5s")
     env.pop("BILLING_SDK_METRICS_ADDRESS", None)
     env.pop("BILLING_CODEC_KEYS", None)  # the embedded default: a key file in the data directory
     groups: list[int] = []
@@ -182,6 +183,18 @@ def _check_api_and_metrics(data: Path, env: dict[str, str]) -> None:
         httpx.get(f"{demo['BILLING_API_URL']}/metrics", headers=operator, timeout=10).text), "the SDK's metrics")
     assert 'billing_payments{method="card",status="PAID"}' in text
     assert "billing_settlement_lag_seconds" in text
+    # I5: the India card's charge, PROCESSING with the issuer, is PAID once the sandbox gateway's signed webhook
+    # has reached POST /v1/webhooks/gateway over HTTP.
+    india = {"Authorization": f"Bearer {demo['BILLING_OPERATOR_KEY']}"}
+
+    def india_paid() -> bool:
+        listed = httpx.get(f"{demo['BILLING_API_URL']}/v1/invoices", params={"org": "demo-india", "status": "paid"},
+                           headers=india, timeout=10).json()["invoices"]
+        return bool(listed)
+    _poll(india_paid, "demo-india's invoice to be PAID by the issuer's webhook")
+    with sqlite3.connect(data / "store.db") as conn:
+        received = conn.execute("SELECT count(*) FROM webhook_receipts").fetchone()[0]
+    assert received >= 1
 
 
 def _environment(data: Path) -> tuple[dict[str, str], int, int, int]:
@@ -191,7 +204,7 @@ def _environment(data: Path) -> tuple[dict[str, str], int, int, int]:
            if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
     env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
                SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO", API_PORT=str(free_port()),
-               SDK_METRICS_PORT=str(free_port()))
+               SDK_METRICS_PORT=str(free_port()), WEBHOOK_RECEIVER_PORT=str(free_port()), BILLING_RBI_PROCESSING="5s")
     env.pop("BILLING_SDK_METRICS_ADDRESS", None)
     env.pop("BILLING_CODEC_KEYS", None)
     return env, port, ui_port, smtp_port

@@ -27,8 +27,8 @@ from contracts.flows import payment_workflow_id
 SCENARIOS = Path(__file__).parents[1] / "scenarios" / "support"
 
 
-async def test_flex_consulting_from_gb_is_untaxed_and_from_ie_carries_vat():
-    output = await run_scenario(load_scenario(str(SCENARIOS / "flex_consulting.yaml")))
+async def test_flex_consulting_from_gb_is_untaxed_and_from_ie_carries_vat(new_database):
+    output = await run_scenario(load_scenario(str(SCENARIOS / "flex_consulting.yaml")), new_database())
     consulting = {i["org"]: i for i in output["invoices"] if i["kind"] == "consulting"}
     assert (consulting["london"]["tax"], consulting["london"]["total"], consulting["london"]["status"]) == (
         "0.00", "5000.00", "PAID")
@@ -37,8 +37,8 @@ async def test_flex_consulting_from_gb_is_untaxed_and_from_ie_carries_vat():
     assert confirmations == [("london", ["owner@london.test"]), ("dublin", ["ap@dublin.test"])]  # A3 after D7
 
 
-async def test_support_plan_changes_take_effect_next_month_and_trial_cancellation_stops_billing():
-    output = await run_scenario(load_scenario(str(SCENARIOS / "support_plans.yaml")))
+async def test_support_plan_changes_take_effect_next_month_and_trial_cancellation_stops_billing(new_database):
+    output = await run_scenario(load_scenario(str(SCENARIOS / "support_plans.yaml")), new_database())
     plans = [(p["org"], p["plan"], p["effective"], p["billing_stopped"]) for p in output["support_plans"]]
     assert ("upgrade", "premium", "2027-02-01", None) in plans
     assert ("trial", "developer", "2027-01-01", "2027-01-10") in plans

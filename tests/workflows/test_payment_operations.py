@@ -29,8 +29,8 @@ def _rows(items: list[dict], *keys: str) -> list[tuple]:
     return [tuple(item[k] for k in keys) for item in items]
 
 
-async def test_wire_then_ach_pay_an_invoiced_bill_and_an_unpaid_one_goes_overdue():
-    output = await run_scenario(load_scenario(str(SCENARIOS / "payments/wire_payment_invoiced.yaml")))
+async def test_wire_then_ach_pay_an_invoiced_bill_and_an_unpaid_one_goes_overdue(new_database):
+    output = await run_scenario(load_scenario(str(SCENARIOS / "payments/wire_payment_invoiced.yaml")), new_database())
     january = {i["org"]: i for i in output["invoices"] if i["period"] == "2025-01" and i["kind"] == "cloud"}
     assert (january["payer"]["status"], january["payer"]["invoiced"]) == ("PAID", "0.00")
     assert (january["late"]["status"], january["late"]["invoiced"]) == ("INVOICED", "1000.00")
@@ -44,8 +44,8 @@ async def test_wire_then_ach_pay_an_invoiced_bill_and_an_unpaid_one_goes_overdue
     assert ("late", "org_suspended", "2025-03-04T00:00:00Z") in _rows(output["emails"], "org", "kind", "at")
 
 
-async def test_operator_forgives_a_declined_invoice_with_an_audit_and_support_refunds_a_paid_one(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+async def test_operator_forgives_a_declined_invoice_with_an_audit_and_support_refunds_a_paid_one(new_database):
+    url = new_database()
     output = await run_scenario(load_scenario(str(SCENARIOS / "payments/forgive_and_refund.yaml")), database_url=url)
     status = {i["org"]: (i["status"], i["amount_due"]) for i in closed_invoices(output)}
     assert status == {"declined": ("FORGIVEN", "0.00"), "refunded": ("PAID", "0.00")}
@@ -83,9 +83,9 @@ events:
 """
 
 
-async def test_refund_of_a_charge_after_a_missed_activation_is_refused_naming_d2():
+async def test_refund_of_a_charge_after_a_missed_activation_is_refused_naming_d2(new_database):
     with pytest.raises(ValueError, match=r"refund_payment .*acme.*non-refundable \(SPEC D2\)"):
-        await run_scenario(parse_scenario(load_yaml(NON_REFUNDABLE)))
+        await run_scenario(parse_scenario(load_yaml(NON_REFUNDABLE)), new_database())
 
 
 async def test_pay_now_refund_and_repeats_through_the_client(time_skipping_env, db, smtp, task_queue):

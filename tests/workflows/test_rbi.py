@@ -172,6 +172,6 @@ async def test_reversal_refunds_a_success_and_cancels_a_failure(india, revoke, f
 
 
 @pytest.mark.parametrize("name", ["processing_paid.yaml", "authorize_revoke_reverse.yaml"])
-async def test_simulated_rbi_scenarios_balance(name):
-    output = await run_scenario(load_scenario(str(SCENARIOS / name)))
+async def test_simulated_rbi_scenarios_balance(name, new_database):
+    output = await run_scenario(load_scenario(str(SCENARIOS / name)), new_database())
     assert all(m["limit"] == "1400.00" and m["currency"] == "USD" for m in output["mandates"])

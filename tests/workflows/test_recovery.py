@@ -142,8 +142,8 @@ async def test_overdue_suspends_then_locks_and_paying_everything_reactivates(tim
     ("sca_not_authenticated.yaml", ["FAILED_AUTHENTICATION", "FAILED_AUTHENTICATION"], "SUSPENDED"),
     ("overdue.yaml", ["FAILED"], "LOCKED"),
 ])
-async def test_simulated_recovery_scenarios(name, statuses, organization):
-    output = await run_scenario(load_scenario(str(SCENARIOS / name)))
+async def test_simulated_recovery_scenarios(name, statuses, organization, new_database):
+    output = await run_scenario(load_scenario(str(SCENARIOS / name)), new_database())
     assert [p["status"] for p in output["payments"]] == statuses
     assert output["organizations"][0]["status"] == organization
     kinds = [e["kind"] for e in output["emails"]]

@@ -24,8 +24,8 @@ from workflows.month_end import MonthEndInput, MonthEndWorkflow
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
 
-async def _simulate(name: str) -> dict[str, Any]:
-    output = await run_scenario(load_scenario(str(SCENARIOS / name)))
+async def _simulate(name: str, database_url: str) -> dict[str, Any]:
+    output = await run_scenario(load_scenario(str(SCENARIOS / name)), database_url)
     return output
 
 
@@ -37,8 +37,8 @@ def _tax(output: dict[str, Any], org: str) -> list[dict[str, Any]]:
     return [i for i in output["invoices"] if i["org"] == org and i["kind"] == "tax"]
 
 
-async def test_monthly_commitment_bills_the_greater_of_usage_or_minimum_and_banks_the_rest():
-    output = await _simulate("subscriptions/monthly_commitment.yaml")
+async def test_monthly_commitment_bills_the_greater_of_usage_or_minimum_and_banks_the_rest(new_database):
+    output = await _simulate("subscriptions/monthly_commitment.yaml", new_database())
     cloud = _cloud(output, "acme")
     assert [(i["usage"], i["billed_usage"], i["status"]) for i in cloud] == [
         ("600.00", "1000.00", "INVOICED"), ("1300.00", "1000.00", "INVOICED"), ("1500.00", "1400.00", "INVOICED")]
@@ -54,16 +54,16 @@ async def test_monthly_commitment_bills_the_greater_of_usage_or_minimum_and_bank
     assert {kind for kind, _ in emails} - {"tax_invoice"} <= {"org_suspended", "org_locked"}
 
 
-async def test_flex_commitment_charges_unused_credits_in_the_last_month():
-    output = await _simulate("subscriptions/flex_commitment.yaml")
+async def test_flex_commitment_charges_unused_credits_in_the_last_month(new_database):
+    output = await _simulate("subscriptions/flex_commitment.yaml", new_database())
     assert [i["billed_usage"] for i in _cloud(output, "flex")] == ["500.00", "500.00", "2000.00"]
     assert [i["amount_due"] for i in _tax(output, "flex")] == ["500.00", "500.00", "2000.00"]
     # SPEC A3: "only send invoice e-mails to the billing e-mail".
     assert {tuple(e["to"]) for e in output["emails"]} == {("ap@flex.test",)}
 
 
-async def test_credit_lines_are_drawn_top_down_then_the_card_pays_with_elastic_billing_active():
-    output = await _simulate("subscriptions/credit_lines.yaml")
+async def test_credit_lines_are_drawn_top_down_then_the_card_pays_with_elastic_billing_active(new_database):
+    output = await _simulate("subscriptions/credit_lines.yaml", new_database())
     january, february = _cloud(output, "credits")
     assert (january["status"], january["credits_applied"], january["amount_due"]) == ("PREPAID", "400.00", "0.00")
     assert (february["status"], february["credits_applied"]) == ("PAID", "400.00")
@@ -81,16 +81,16 @@ async def test_credit_lines_are_drawn_top_down_then_the_card_pays_with_elastic_b
     assert [e["to"] for e in output["emails"]] == [["owner@credits.test", "billing@credits.test"]]
 
 
-async def test_marketplace_subscription_has_no_tax_invoice_and_no_tax_invoice_email():
-    output = await _simulate("subscriptions/marketplace.yaml")
+async def test_marketplace_subscription_has_no_tax_invoice_and_no_tax_invoice_email(new_database):
+    output = await _simulate("subscriptions/marketplace.yaml", new_database())
     [invoice] = closed_invoices(output)
     assert (invoice["kind"], invoice["status"], invoice["tax"], invoice["invoiced"]) == ("cloud", "INVOICED", "0.00",
                                                                                         "59.52")
     assert output["emails"] == [] and output["payments"] == []
 
 
-async def test_prepaid_credits_cover_what_they_can_and_eur_tax_invoices_convert_at_period_end():
-    output = await _simulate("subscriptions/prepaid_eur.yaml")
+async def test_prepaid_credits_cover_what_they_can_and_eur_tax_invoices_convert_at_period_end(new_database):
+    output = await _simulate("subscriptions/prepaid_eur.yaml", new_database())
     assert [(i["status"], i["credits_applied"]) for i in _cloud(output, "prepaid")] == [("PREPAID", "700.00"),
                                                                                          ("PAID", "300.00")]
     assert [(i["status"], i["amount_due"]) for i in _tax(output, "prepaid")] == [("PREPAID", "0.00"), ("PAID", "0.00")]
@@ -104,9 +104,9 @@ async def test_prepaid_credits_cover_what_they_can_and_eur_tax_invoices_convert_
         ("owner@euro.test",)}
 
 
-async def test_every_earlier_scenario_balances_to_the_cent():
+async def test_every_earlier_scenario_balances_to_the_cent(new_database):
     for name in ["card_paid.yaml", "card_declined_retry.yaml", "paypal_paid.yaml", "tax_by_region.yaml"]:
-        await _simulate(name)
+        await _simulate(name, new_database())
 
 
 async def _seed(db, gateway, billing: BillingClient) -> None:
@@ -181,16 +181,16 @@ async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_cha
     assert len([c for c in gateway.charges() if c.idempotency_key.startswith(settled.invoice.number)]) == 1
 
 
-async def test_activation_code_applied_on_day_12_means_no_card_payment():
-    output = await _simulate("activation/applied_day_12.yaml")
+async def test_activation_code_applied_on_day_12_means_no_card_payment(new_database):
+    output = await _simulate("activation/applied_day_12.yaml", new_database())
     assert [p["method"] for p in output["payments"]] == ["credits"]
     assert [(e["kind"], e["to"], e["at"]) for e in output["emails"]][:2] == [
         ("activation_code", ["ap@acme.test"], "2027-01-01T00:00:00Z"),
         ("activation_confirmed", ["ap@acme.test"], "2027-01-12T10:00:00Z")]
 
 
-async def test_activation_code_never_applied_means_a_non_refundable_card_payment_after_day_30():
-    output = await _simulate("activation/never_applied.yaml")
+async def test_activation_code_never_applied_means_a_non_refundable_card_payment_after_day_30(new_database):
+    output = await _simulate("activation/never_applied.yaml", new_database())
     [payment] = output["payments"]
     assert (payment["method"], payment["status"], payment["refundable"], payment["amount"]) == (
         "card", "PAID", False, "773.76")
