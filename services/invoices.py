@@ -14,8 +14,9 @@ from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from enum import StrEnum
 
 from pydantic import BaseModel
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, or_, type_coerce
 from sqlalchemy import select as sa_select
+from sqlalchemy.types import NullType
 from sqlmodel import select
 
 from billing.invoicing import last_day_of
@@ -204,15 +205,39 @@ def list_invoices(db: Database, org_id: str, *, status: StatusFilter | None = No
     more = len(rows) > limit
     rows = rows[:limit]
     # One validation of the whole page (pydantic-core builds the 200 rows), not one per row.
-    return InvoicePage.model_validate({"invoices": [_summary_fields(*row[1:]) for row in rows],
+    return InvoicePage.model_validate({"invoices": [_listed(row) for row in rows],
                                        "next_cursor": _encode_cursor(rows[-1]) if more else None,
                                        "from_date": start, "to_date": end})
 
 
 _INV = Invoice.__table__
 _ORG_CREATED = sa_select(Organization.__table__.c.created_at).where(Organization.__table__.c.id == bindparam("org_id"))
-_LIST = sa_select(_INV.c.id, _INV.c.number, _INV.c.kind, _INV.c.status, _INV.c.period, _INV.c.currency, _INV.c.usage,
-                  _INV.c.billed_usage, _INV.c.tax, _INV.c.total, _INV.c.amount_due, _INV.c.created_at, _INV.c.paid_at)
+# The listed amounts and timestamps come as the driver gives them (no per-value type processing: 7 of 13 columns of
+# up to 200 rows); `_stored_amount` and `_stored_utc` read them as store.db's ExactDecimal and UTCDateTime would.
+_RAW = NullType()
+_LIST = sa_select(_INV.c.id, _INV.c.number, _INV.c.kind, _INV.c.status, _INV.c.period, _INV.c.currency,
+                  *(type_coerce(column, _RAW) for column in (_INV.c.usage, _INV.c.billed_usage, _INV.c.tax,
+                                                             _INV.c.total, _INV.c.amount_due, _INV.c.created_at,
+                                                             _INV.c.paid_at)))
+
+
+def _listed(row) -> dict:
+    _, number, kind, status, period, currency, usage, billed_usage, tax, total, amount_due, created_at, paid_at = row
+    return _summary_fields(number, kind, status, period, currency, _stored_amount(usage),
+                           _stored_amount(billed_usage), _stored_amount(tax), _stored_amount(total),
+                           _stored_amount(amount_due), _stored_utc(created_at), _stored_utc(paid_at))
+
+
+def _stored_amount(value: str | Decimal) -> Decimal:
+    return Decimal(value)  # exact: SQLite keeps the amount's text, PostgreSQL's NUMERIC arrives as a Decimal
+
+
+def _stored_utc(value: str | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)  # SQLite keeps UTC timestamps as naive ISO text
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _midnight(day: date) -> datetime:
