@@ -25,7 +25,12 @@ async def principal(request: Request,
     if credentials is None:
         raise ApiProblem(401, "Unauthorized", "give an API key: Authorization: Bearer <key>",
                          headers={"WWW-Authenticate": "Bearer"})
-    found = await asyncio.to_thread(authenticate, ctx.db, credentials.credentials)
+    secret = credentials.credentials
+    found = ctx.recent_keys.get(secret)
+    if found is None:
+        found = await asyncio.to_thread(authenticate, ctx.db, secret)
+        if found is not None:
+            ctx.recent_keys.put(secret, found)
     if found is None:
         raise ApiProblem(401, "Unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = found

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payloads
 
-from api.context import context
+from api.context import context_of
 from api.problems import ApiProblem
 from contracts.codec import UnknownKey
 from services.apikeys import authenticate
@@ -45,7 +45,7 @@ def _cors(request: Request, response: Response) -> None:
 async def _authorize(request: Request, authorization: str | None) -> None:
     """An operator key (a key of another role: 403), or the embedded UI when trusted; otherwise 401."""
     if authorization and authorization.lower().startswith("bearer "):
-        found = await asyncio.to_thread(authenticate, context(request).db, authorization[7:].strip())
+        found = await asyncio.to_thread(authenticate, context_of(request).db, authorization[7:].strip())
         if found is not None and not found.is_operator:
             raise ApiProblem(403, "Forbidden", f"a {found.role.title} key may not decode payloads: operator keys only")
         if found is not None:
@@ -70,7 +70,7 @@ async def preflight(request: Request, namespace: str | None = None) -> Response:
 
 async def _apply(request: Request, direction: str, authorization: str | None) -> Response:
     await _authorize(request, authorization)
-    codec = context(request).codec
+    codec = context_of(request).codec
     try:
         payloads = json_format.Parse(await request.body(), Payloads())
         out = [codec.decode_one(p) if direction == "decode" else codec.encode_one(p) for p in payloads.payloads]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import operator_only
-from api.context import context
+from api.context import context_of
 from services.metrics import registry
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +33,7 @@ async def _sdk_metrics() -> str:
 
 @router.get("/metrics", dependencies=[operator_only()])
 async def metrics(request: Request) -> Response:
-    db = context(request).db
+    db = context_of(request).db
     business = await asyncio.to_thread(generate_latest, registry(db))
     sdk = await _sdk_metrics()
     return Response(sdk + ("\n" if sdk and not sdk.endswith("\n") else "") + business.decode(),
