@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from api.auth import Caller, OrgId, needs
 from api.context import ApiContext, context
@@ -15,6 +15,8 @@ from billing.profiles import BillingProfileIn
 from services import organizations
 from services.organizations import (BillingContactIn, BillingContactView, BillingProfileView, ContactChange,
                                     ContactSaved, Member, MemberIn, OrganizationView, ProfileChange, ProfileSaved)
+
+DB_INT_MAX = 2**31 - 1  # the ids' column type: a larger id names no member and is refused at the edge (422)
 
 router = APIRouter(tags=["organization"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -42,7 +44,8 @@ async def add_member(member: MemberIn, org: OrgId, ctx: Ctx) -> Member:
 
 @router.delete("/organization/members/{member_id}", status_code=204, response_class=Response,
                operation_id="removeMember", dependencies=[needs(Access.MANAGE_MEMBERS)])
-async def remove_member(member_id: int, org: OrgId, ctx: Ctx) -> Response:
+async def remove_member(member_id: Annotated[int, Path(ge=1, le=DB_INT_MAX, description="the member's id")],
+                        org: OrgId, ctx: Ctx) -> Response:
     """Remove a member's role; the last Organization Owner cannot be removed (409)."""
     await asyncio.to_thread(organizations.remove_member, ctx.db, org, member_id)
     return Response(status_code=204)

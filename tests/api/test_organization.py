@@ -142,3 +142,10 @@ async def test_billing_contact_routes_alerts_and_keeps_its_audit_trail(api, keys
     assert (await api.put("/v1/organization/billing-contact", json={}, headers=auth(keys[READER]))).status_code == 403
     with two_orgs.session() as s:
         assert len(s.exec(select(BillingContactChange)).all()) == 1
+
+
+async def test_a_member_id_out_of_range_is_422_not_a_crash(api, keys):
+    """I4: an id no column can hold names nobody: refused at the edge with its field, never a 500."""
+    response = await api.delete(f"/v1/organization/members/{2**63}", headers=auth(keys[ApiRole.ORGANIZATION_OWNER]))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "path.member_id"
