@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import pages, problems
+from api import problems
 from api.context import ApiContext, ApiSettings
 from api.middleware import GuardMiddleware
 from api.problems import Problem
 from api.pages import PagesSettings
+from api.pages.routes import install as install_pages
 from api.routes import (codec, consulting, credits, downloads, events, invoice_actions, invoices, metrics, operator,
                         organization, payment_methods, subscriptions, support, usage, webhooks)
 from services.client import BillingClient
@@ -51,7 +52,7 @@ def create_app(billing: BillingClient, settings: ApiSettings | None = None,
         app.include_router(module.router, prefix="/v1")
     app.include_router(codec.router)
     app.include_router(metrics.router)
-    pages.install(app, pages_settings)  # G5: the customer's pages under /orgs/{org}/…
+    install_pages(app, pages_settings)  # G5: the customer's pages under /orgs/{org}/…
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import delete, select
+from sqlmodel import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM, Problem
@@ -182,10 +182,3 @@ class GuardMiddleware:
                 return
             record.status_code, record.content_type, record.body = status, content_type, body
             s.add(record)
-
-
-def purge_expired(db: Database, now: datetime, hours: int = 24) -> int:
-    """Forget idempotency records older than their retention (I3: 24 hours)."""
-    with db.session() as s:
-        result = s.exec(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - timedelta(hours=hours)))
-        return result.rowcount or 0

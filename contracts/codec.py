@@ -14,7 +14,7 @@ import base64
 import dataclasses
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -44,10 +44,6 @@ class EncryptionCodec(PayloadCodec):
         self._keys = dict(keys)
         if len(self._ciphers) != len(keys):
             raise ValueError("key ids must be unique")
-
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._ciphers)
 
     def derive_key(self, purpose: bytes) -> bytes:
         """A 256-bit key for another purpose (e.g. keyed hashes), derived from the current key with HKDF, so every
@@ -117,7 +113,3 @@ def data_converter(codec: EncryptionCodec | None = None) -> DataConverter:
     traces are moved into an encoded payload too, so they are encrypted with the rest."""
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec or EncryptionCodec(load_keys()),
                                failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
-
-
-def decode_payloads(codec: EncryptionCodec, payloads: Iterable[Payload]) -> list[Payload]:
-    return [codec.decode_one(p) for p in payloads]

@@ -123,7 +123,8 @@ class PaymentWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
-    def _open(self, action: str) -> None:
+    def _require_outstanding(self, action: str) -> None:
+        """Refuse `action` on an invoice with nothing left to pay (NothingToDo: a repeat is harmless)."""
         if self._settled or self._state.outstanding == 0:
             state = "forgiven" if self._state.forgiven else "paid"
             raise ApplicationError(f"nothing to {action}: {self._state.invoice_number} is {state}", type="NothingToDo",
@@ -147,7 +148,7 @@ class PaymentWorkflow:
         async with self._lock:
             await workflow.wait_condition(lambda: self._running)  # the run may start after the update
             if action is not None:
-                self._open(action)
+                self._require_outstanding(action)
             yield
 
     @workflow.update

@@ -13,15 +13,16 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import pycountry
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from api.context import ApiContext, context
 from api.pages import readers
 from api.pages.session import (CSRF_FIELD, clear_session, csrf_pair, csrf_valid, current_member, may, set_csrf_cookie,
-                               set_session, settings, wall_now)
+                               PagesSettings, set_session, settings, wall_now)
 from billing.cards import payment_method_adapter
 from billing.emails import bank_details
 from billing.money import format_amount
@@ -493,3 +494,14 @@ async def replace_payment_method(
     return await _method_response(request, org, member, ctx, result=result,
                                   notice="Payment method replaced." if not result.authenticated else
                                   "Payment method replaced and authenticated with its issuer.")
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI, pages_settings: PagesSettings | None = None) -> None:
+    """Mount the pages, their error handlers and their static files on the API's application."""
+    app.state.pages = pages_settings or PagesSettings()
+    app.include_router(router)
+    install_handlers(app)
+    app.mount("/static/pages", StaticFiles(directory=STATIC), name="pages-static")

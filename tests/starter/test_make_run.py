@@ -116,16 +116,8 @@ def _interrupt(process: subprocess.Popen, server_pid: int, log_file: Path) -> No
 
 
 def test_make_run_serves_the_demo_and_survives_a_restart(tmp_path: Path) -> None:
-    port, ui_port, smtp_port = free_port(), free_port(), free_port()
     data = tmp_path / "data"
-    # The embedded defaults, whatever the developer's shell points at.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
-    env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
-               SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO", API_PORT=str(free_port()),
-               SDK_METRICS_PORT=str(free_port()), WEBHOOK_RECEIVER_PORT=str(free_port()), BILLING_RBI_PROCESSING="5s")
-    env.pop("BILLING_SDK_METRICS_ADDRESS", None)
-    env.pop("BILLING_CODEC_KEYS", None)  # the embedded default: a key file in the data directory
+    env, port, ui_port, smtp_port = _environment(data)
     groups: list[int] = []
     processes: list[subprocess.Popen] = []
     try:
