@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
+from hypothesis import settings
 from sqlmodel import SQLModel
 from temporalio.testing import WorkflowEnvironment
 
@@ -20,6 +21,11 @@ import store.tables  # noqa: F401  (registers the tables)
 from tests.codec_keys import use_test_keys
 
 use_test_keys()  # before anything builds a data converter
+
+# A property test is judged by what it computes, not by how fast: a loaded 2-CPU CI machine or mutmut's trampolines
+# make an example take longer than hypothesis's default 200 ms deadline without anything being wrong.
+settings.register_profile("billing", deadline=None)
+settings.load_profile("billing")
 
 from contracts.codec import data_converter  # noqa: E402
 from activities.email import SmtpSettings
