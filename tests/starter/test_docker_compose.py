@@ -1,4 +1,6 @@
-"""Static checks of the docker-compose deployment (Docker cannot run here, so we parse)."""
+"""Static checks of the docker-compose deployment (Docker cannot run here, so we parse): every service's image,
+command, health check and dependencies, the one-shot Temporal schema, namespace and search-attribute jobs in the
+samples-server style (no `auto-setup` image), the sandbox gateway as its own service, and the start order."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from api.routes.webhooks import router as webhooks_router
 from starter.temporal_setup import type_name
 from contracts.flows import SEARCH_ATTRIBUTES
 
@@ -20,21 +23,33 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 EXPECTED_SEARCH_ATTRIBUTES = {key.name: type_name(key) for key in SEARCH_ATTRIBUTES}
 
-REQUIRED_SERVICES = {
-    "postgresql",
-    "temporal",
-    "temporal-admin-tools",
-    "temporal-ui",
-    "mailpit",
-    "billing-migrate",
-    "billing-worker",
-    "billing-api",
+# Long-running services: restarted by Docker, each with a health check.
+LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "mailpit", "gateway", "billing-worker", "billing-api",
+                "prometheus"}
+# One-shot jobs: run to completion on every `up`, never restarted, waited for with service_completed_successfully.
+ONE_SHOT = {"billing-databases", "temporal-schema", "temporal-create-namespace", "temporal-search-attributes",
+            "billing-migrate"}
+BILLING_IMAGE_SERVICES = ["billing-migrate", "gateway", "billing-worker", "billing-api"]
+HEALTHY, DONE = "service_healthy", "service_completed_successfully"
+# The start order, edge by edge: who waits for whom, and for what.
+EXPECTED_DEPENDS_ON = {
+    "postgresql": {},
+    "billing-databases": {"postgresql": HEALTHY},
+    "temporal-schema": {"postgresql": HEALTHY},
+    "temporal": {"temporal-schema": DONE},
+    "temporal-create-namespace": {"temporal": HEALTHY},
+    "temporal-search-attributes": {"temporal-create-namespace": DONE},
+    "temporal-ui": {"temporal": HEALTHY, "temporal-create-namespace": DONE},
+    "mailpit": {},
+    "billing-migrate": {"billing-databases": DONE},
+    "gateway": {"billing-databases": DONE},
+    "billing-worker": {"temporal": HEALTHY, "temporal-search-attributes": DONE, "billing-migrate": DONE,
+                       "gateway": HEALTHY, "mailpit": HEALTHY},
+    "billing-api": {"temporal": HEALTHY, "temporal-search-attributes": DONE, "billing-migrate": DONE,
+                    "gateway": HEALTHY},
+    "prometheus": {"billing-api": HEALTHY},
 }
-VALID_DEPENDS_ON_CONDITIONS = {
-    "service_started",
-    "service_healthy",
-    "service_completed_successfully",
-}
+TEMPORAL_VERSION = r"1\.(29|[3-9]\d)\.\d+"  # >= 1.29: Worker Deployment versioning (TEMPORAL-NOTES.md)
 TEMPORAL_ADDRESS = "temporal:7233"
 
 
@@ -72,15 +87,21 @@ def depends_on_of(service: dict) -> dict[str, str]:
     return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
 
 
-def command_text(service: dict) -> str:
-    parts = []
+def command_of(service: dict) -> list[str]:
+    """entrypoint + command as one argument list (an exec-form list, or a string split on whitespace)."""
+    parts: list[str] = []
     for key in ("entrypoint", "command"):
         value = service.get(key)
         if isinstance(value, list):
             parts.extend(str(v) for v in value)
         elif value is not None:
-            parts.append(str(value))
-    return "\n".join(parts)
+            parts.extend(str(value).split())
+    return parts
+
+
+def healthcheck_text(service: dict) -> str:
+    test = (service.get("healthcheck") or {}).get("test") or []
+    return " ".join(test) if isinstance(test, list) else str(test)
 
 
 def split_image(image: str) -> tuple[str, str | None]:
@@ -120,6 +141,37 @@ def published_ports(service: dict) -> list[tuple[str, int, int, str]]:
     return result
 
 
+def bind_mounts(service: dict) -> dict[str, Path]:
+    """{container path: file or folder of this repository} for every bind mount of the service."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[target] = ROOT / source
+    return mounts
+
+
+def mounted_script(service: dict) -> str:
+    """The text of the repository file a one-shot job runs (the last argument of its command, bind-mounted)."""
+    path = command_of(service)[-1]
+    local = bind_mounts(service).get(path)
+    assert local is not None, f"{path} is not mounted from the repository"
+    assert local.resolve().is_relative_to(ROOT / "deploy"), local
+    return local.read_text()
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def api_port(services: dict) -> int:
+    return int(option(command_of(services["billing-api"]), "--port"))
+
+
+def gateway_port(services: dict) -> int:
+    return int(option(command_of(services["gateway"]), "--port"))
+
+
 # ---------------------------------------------------------------- top level
 
 
@@ -127,9 +179,8 @@ def test_compose_spec_without_version_key(compose):
     assert "version" not in compose
 
 
-def test_required_services_exist(services):
-    missing = REQUIRED_SERVICES - services.keys()
-    assert not missing, f"missing services: {sorted(missing)}"
+def test_services_are_exactly_the_known_ones(services):
+    assert set(services) == LONG_RUNNING | ONE_SHOT, "a service was added or removed: update the checks below"
 
 
 def test_every_image_is_pinned(services):
@@ -141,6 +192,14 @@ def test_every_image_is_pinned(services):
         assert tag, f"{name}: image {service['image']!r} has no tag"
         assert tag != "latest", f"{name}: image {service['image']!r} uses latest"
         assert "$" not in service["image"], f"{name}: image tag must be a literal"
+
+
+def test_no_auto_setup_image_anywhere(services):
+    """temporalio/auto-setup (and the archived temporalio/docker-compose) are for development only."""
+    assert "auto-setup" not in COMPOSE_FILE.read_text()
+    for name, service in services.items():
+        repo, _ = split_image(service.get("image", ""))
+        assert repo not in {"temporalio/auto-setup", "temporalite"}, name
 
 
 def test_no_unescaped_dollar_signs():
@@ -173,206 +232,40 @@ def test_named_volumes_are_declared(compose, services):
     assert used == declared, f"unused volumes: {sorted(declared - used)}"
 
 
-# ---------------------------------------------------------------- postgresql
+# ---------------------------------------------------------------- start order and lifecycles
 
 
-def test_postgresql(services):
-    pg = services["postgresql"]
-    repo, tag = split_image(pg["image"])
-    assert (repo, tag) == ("postgres", "16")
-    env = env_of(pg)
-    assert env.get("POSTGRES_USER") and env.get("POSTGRES_PASSWORD")
-    assert any(
-        not str(v).startswith((".", "/")) and str(v).endswith(":/var/lib/postgresql/data")
-        for v in pg.get("volumes", [])
-    ), "postgres data must live on a named volume"
-    test = pg.get("healthcheck", {}).get("test")
-    assert test and "pg_isready" in " ".join(test if isinstance(test, list) else [test])
+def test_dependencies_are_the_start_order(services):
+    for name, service in services.items():
+        assert depends_on_of(service) == EXPECTED_DEPENDS_ON[name], name
 
 
-def test_postgresql_init_script_creates_billing_database(services):
-    mounts = [v for v in services["postgresql"].get("volumes", []) if isinstance(v, str)]
-    initdb = [m for m in mounts if m.split(":")[1] == "/docker-entrypoint-initdb.d"]
-    assert initdb, "no init scripts mounted into /docker-entrypoint-initdb.d"
-    source = ROOT / initdb[0].split(":")[0]
-    assert source.resolve().is_relative_to(ROOT / "deploy")
-    scripts = sorted(p for p in source.iterdir() if p.suffix in {".sql", ".sh"})
-    assert scripts, f"no init scripts in {source}"
-    sql = "\n".join(p.read_text() for p in scripts)
-    assert re.search(r"CREATE\s+DATABASE\s+\"?billing\"?", sql, re.IGNORECASE)
+def test_long_running_services_restart_and_have_health_checks(services):
+    for name in LONG_RUNNING:
+        service = services[name]
+        assert service.get("restart") == "unless-stopped", name
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and check["test"][0] in {"CMD", "CMD-SHELL"}, f"{name} has no health check"
+        assert not check.get("disable"), name
+        assert check.get("interval") and check.get("retries"), name
 
 
-# ---------------------------------------------------------------- temporal
-
-
-def test_temporal_server_on_postgres(services):
-    temporal = services["temporal"]
-    repo, tag = split_image(temporal["image"])
-    assert repo == "temporalio/auto-setup"
-    assert re.fullmatch(r"1\.[23]\d\.\d+", tag), f"unexpected auto-setup tag {tag}"
-
-    env = env_of(temporal)
-    assert env["DB"] == "postgres12"
-    assert env["DB_PORT"] == "5432"
-    assert env["POSTGRES_SEEDS"] == "postgresql"
-    assert env["POSTGRES_SEEDS"] in services
-    pg_env = env_of(services["postgresql"])
-    assert env["POSTGRES_USER"] == pg_env["POSTGRES_USER"]
-    assert env["POSTGRES_PWD"] == pg_env["POSTGRES_PASSWORD"]
-
-    assert depends_on_of(temporal).get("postgresql") == "service_healthy"
-    assert any(p[1:3] == (7233, 7233) for p in published_ports(temporal))
-    assert temporal.get("healthcheck", {}).get("test"), "temporal needs a healthcheck"
-
-
-def test_temporal_dynamic_config_is_mounted_from_deploy(services):
-    temporal = services["temporal"]
-    path = env_of(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
-    in_container = path if path.startswith("/") else f"/etc/temporal/{path}"
-    for mount in temporal.get("volumes", []):
-        source, target = mount.split(":")[:2]
-        if in_container == target or in_container.startswith(target.rstrip("/") + "/"):
-            local = ROOT / source / Path(in_container).relative_to(target)
-            break
-    else:
-        pytest.fail(f"{in_container} is not mounted into the temporal service")
-    assert local.resolve().is_relative_to(ROOT / "deploy")
-    assert local.is_file(), f"{local} does not exist"
-    assert isinstance(yaml.safe_load(local.read_text()), dict)
-
-
-def test_admin_tools_matches_server_version(services):
-    _, server_tag = split_image(services["temporal"]["image"])
-    repo, tag = split_image(services["temporal-admin-tools"]["image"])
-    assert repo == "temporalio/admin-tools"
-    assert tag == server_tag or tag.startswith(f"{server_tag}-")
-
-
-def test_admin_tools_registers_exactly_the_search_attributes(services):
-    job = services["temporal-admin-tools"]
-    text = command_text(job)
-    assert "temporal operator search-attribute create" in text
-    assert "--namespace default" in text
-    assert f"--address {TEMPORAL_ADDRESS}" in text
-    registered = dict(re.findall(r"--name\s+(\w+)\s+--type\s+(\w+)", text))
-    assert registered == EXPECTED_SEARCH_ATTRIBUTES
-    assert "already exists" in text, "re-running the job must tolerate existing attributes"
-    assert depends_on_of(job).get("temporal") == "service_healthy"
-    assert job.get("restart", "no") == "no", "one-shot job must not restart"
-
-
-def test_ui(services):
-    ui = services["temporal-ui"]
-    repo, tag = split_image(ui["image"])
-    assert repo == "temporalio/ui" and re.fullmatch(r"\d+\.\d+\.\d+", tag)
-    env = env_of(ui)
-    assert env["TEMPORAL_ADDRESS"] == TEMPORAL_ADDRESS
-    assert env.get("TEMPORAL_CORS_ORIGINS")
-    assert any(p[1:3] == (8233, 8080) for p in published_ports(ui))
-
-
-# ---------------------------------------------------------------- billing services
-
-
-@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
-def test_billing_services_use_our_image_and_backends(services, name):
-    service = services[name]
-    build = service.get("build")
-    context = build if isinstance(build, str) else (build or {}).get("context")
-    assert context in {".", "./"}, f"{name} must be built from this repository"
-    if isinstance(build, dict):
-        assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
-
-    env = env_of(service)
-    url = urlsplit(env["DATABASE_URL"])
-    assert url.scheme == "postgresql+psycopg"
-    assert url.hostname == "postgresql" and url.hostname in services
-    assert (url.port or 5432) == 5432
-    assert url.path == "/billing"
-    assert env["TEMPORAL_ADDRESS"] == TEMPORAL_ADDRESS
-    assert env.get("TEMPORAL_NAMESPACE", "default") == "default"
-    assert env["SMTP_HOST"] == "mailpit" and env["SMTP_HOST"] in services
-    assert env["SMTP_PORT"] == "1025"
-
-
-@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
-def test_billing_services_share_the_codec_keys(compose, services, name):
-    """J1: one key file for every process that encrypts or decrypts payloads, from a compose secret (never a
-    per-container file, which would give each worker its own key)."""
-    service = services[name]
-    assert env_of(service)["BILLING_CODEC_KEY_FILE"] == "/run/secrets/codec-keys"
-    assert "codec-keys" in service.get("secrets", [])
-    assert compose["secrets"]["codec-keys"]["file"] == "./deploy/secrets/codec-keys"
-    ignored = (ROOT / ".gitignore").read_text().splitlines()
-    assert "deploy/secrets/" in ignored, "keys must never be committed"
-
-
-def test_billing_database_credentials_match_init_script(services):
-    url = urlsplit(env_of(services["billing-worker"])["DATABASE_URL"])
-    sql = "\n".join(p.read_text() for p in (ROOT / "deploy").rglob("*.sql"))
-    assert re.search(rf"CREATE\s+(ROLE|USER)\s+\"?{url.username}\"?", sql, re.IGNORECASE)
-    assert f"'{url.password}'" in sql
-
-
-def test_migrate_job(services):
-    job = services["billing-migrate"]
-    assert command_text(job).split() == ["billing", "db", "upgrade"]
-    assert depends_on_of(job).get("postgresql") == "service_healthy"
-    assert job.get("restart", "no") == "no"
-
-
-def test_worker(services):
-    worker = services["billing-worker"]
-    assert command_text(worker).split() == ["python", "worker.py"]
-    assert "LOG_LEVEL" in env_of(worker)
-    assert worker.get("restart") == "unless-stopped"
-    deps = depends_on_of(worker)
-    assert deps.get("temporal") == "service_healthy"
-    assert deps.get("billing-migrate") == "service_completed_successfully"
-    assert deps.get("temporal-admin-tools") == "service_completed_successfully"
-    assert not worker.get("container_name"), "container_name prevents scaling the worker"
-    assert not published_ports(worker), "replicated workers must not publish host ports"
-
-
-def test_api(services):
-    """I1: the HTTP API as its own service, on the same backends, answering its health check on 8000."""
-    api = services["billing-api"]
-    command = command_text(api).split()
-    assert command[:2] == ["billing", "serve-api"] and command[command.index("--host") + 1] == "0.0.0.0"
-    port = int(command[command.index("--port") + 1])
-    assert any(p[1:3] == (8000, port) for p in published_ports(api))
-    assert "/healthz" in " ".join(api["healthcheck"]["test"]) and f":{port}/" in " ".join(api["healthcheck"]["test"])
-    deps = depends_on_of(api)
-    assert deps.get("temporal") == "service_healthy"
-    assert deps.get("billing-migrate") == "service_completed_successfully"
-    assert api.get("restart") == "unless-stopped"
-
-
-def test_mailpit(services):
-    mailpit = services["mailpit"]
-    repo, tag = split_image(mailpit["image"])
-    assert repo == "axllent/mailpit" and re.fullmatch(r"v\d+\.\d+(\.\d+)?", tag)
-    ports = {p[2]: p[1] for p in published_ports(mailpit)}
-    assert ports.get(1025) == 1025 and ports.get(8025) == 8025
-
-
-# ---------------------------------------------------------------- cross-cutting
+def test_one_shot_jobs_run_once_and_are_waited_for(services):
+    waited_for = {target for s in services.values() for target, cond in depends_on_of(s).items() if cond == DONE}
+    assert waited_for == ONE_SHOT
+    for name in ONE_SHOT:
+        assert services[name].get("restart") == "no", f"{name} must not restart (its dependants wait for its exit)"
+        assert "healthcheck" not in services[name], name
 
 
 def test_depends_on_targets_exist_with_valid_conditions(services):
     for name, service in services.items():
         for target, condition in depends_on_of(service).items():
-            assert target in services, f"{name} depends on unknown service {target}"
-            assert target != name
-            assert condition in VALID_DEPENDS_ON_CONDITIONS, f"{name} -> {target}: {condition}"
-            if condition == "service_healthy":
-                assert services[target].get("healthcheck", {}).get("test"), (
-                    f"{name} waits for {target} to be healthy but it has no healthcheck"
-                )
-            if condition == "service_completed_successfully":
-                assert services[target].get("restart", "no") == "no", (
-                    f"{name} waits for {target} to complete but it restarts"
-                )
+            assert target in services and target != name, f"{name} depends on {target}"
+            if condition == HEALTHY:
+                assert target in LONG_RUNNING and services[target].get("healthcheck", {}).get("test"), (name, target)
+            else:
+                assert condition == DONE and target in ONE_SHOT, (name, target, condition)
 
 
 def test_depends_on_graph_is_acyclic(services):
@@ -391,6 +284,21 @@ def test_depends_on_graph_is_acyclic(services):
         visit(name, ())
 
 
+def test_nothing_of_ours_starts_before_temporal_is_set_up(services):
+    """Transitively: the schema job before the server, the namespace and search attributes before any worker or API."""
+    def upstream(name: str) -> set[str]:
+        found: set[str] = set()
+        for dep in depends_on_of(services[name]):
+            found |= {dep} | upstream(dep)
+        return found
+
+    assert "temporal-schema" in upstream("temporal")
+    for name in ("billing-worker", "billing-api"):
+        assert {"temporal-schema", "temporal-create-namespace", "temporal-search-attributes", "billing-migrate",
+                "billing-databases", "gateway"} <= upstream(name), name
+    assert {"billing-databases"} <= upstream("gateway") and "billing-api" not in upstream("gateway")
+
+
 def test_published_host_ports_are_unique(services):
     seen: dict[tuple[int, str], str] = {}
     for name, service in services.items():
@@ -399,6 +307,265 @@ def test_published_host_ports_are_unique(services):
             assert key not in seen, f"host port {host_port}/{proto}: {seen.get(key)} and {name}"
             seen[key] = name
     assert seen, "expected published ports"
+
+
+# ---------------------------------------------------------------- postgresql
+
+
+def test_postgresql(services):
+    pg = services["postgresql"]
+    assert split_image(pg["image"]) == ("postgres", "16")
+    env = env_of(pg)
+    assert env.get("POSTGRES_USER") and env.get("POSTGRES_PASSWORD")
+    assert any(
+        not str(v).startswith((".", "/")) and str(v).endswith(":/var/lib/postgresql/data")
+        for v in pg.get("volumes", [])
+    ), "postgres data must live on a named volume"
+    assert command_of(pg)[0] == "postgres"
+    assert int(option(command_of(pg), "-c").split("=")[1]) >= 200, "room for scaled workers' connection pools"
+    assert "pg_isready" in healthcheck_text(pg) and "-h 127.0.0.1" in healthcheck_text(pg)
+
+
+def test_billing_databases_job_creates_both_databases(services):
+    job = services["billing-databases"]
+    assert split_image(job["image"]) == split_image(services["postgresql"]["image"])
+    command = command_of(job)
+    assert command[0] == "psql" and option(command, "-h") == "postgresql"
+    assert option(command, "-U") == env_of(services["postgresql"])["POSTGRES_USER"]
+    assert env_of(job)["PGPASSWORD"] == env_of(services["postgresql"])["POSTGRES_PASSWORD"]
+    sql = mounted_script(job)
+    assert "ON_ERROR_STOP" in sql
+    for name, url in (("billing-worker", "DATABASE_URL"), ("gateway", "BILLING_GATEWAY_DATABASE_URL")):
+        parts = urlsplit(env_of(services[name])[url])
+        database, role = parts.path.lstrip("/"), parts.username
+        # Idempotent: each CREATE runs only when the object is missing (psql's \gexec), so re-runs succeed.
+        assert re.search(rf"'CREATE ROLE {role} LOGIN' WHERE NOT EXISTS", sql), role
+        assert f"ALTER ROLE {role} WITH LOGIN PASSWORD '{parts.password}'" in sql
+        assert re.search(rf"'CREATE DATABASE {database} OWNER {role}'\s+WHERE NOT EXISTS", sql), database
+    assert sql.count("\\gexec") == 4
+
+
+# ---------------------------------------------------------------- temporal
+
+
+def test_schema_job_sets_up_both_databases_before_the_server(services):
+    job = services["temporal-schema"]
+    repo, tag = split_image(job["image"])
+    assert repo == "temporalio/admin-tools" and tag == split_image(services["temporal"]["image"])[1]
+    assert command_of(job)[0] == "/bin/sh"
+    env = env_of(job)
+    assert (env["DB"], env["POSTGRES_SEEDS"], env["POSTGRES_USER"]) == ("postgres12", "postgresql", "temporal")
+    assert env["SQL_PASSWORD"] == env_of(services["postgresql"])["POSTGRES_PASSWORD"]
+    script = mounted_script(job)
+    assert script.startswith("#!/bin/sh") and "set -eu" in script
+    assert "temporal-sql-tool" in script
+    for step in ("create-database", "setup-schema -v 0.0", "update-schema -d"):
+        assert step in script, step
+    # The loop runs the three steps for the default store and the visibility store, each from its versioned folder.
+    assert '"${DBNAME:-temporal}:temporal"' in script
+    assert '"${VISIBILITY_DBNAME:-temporal_visibility}:visibility"' in script
+    assert "/etc/temporal/schema/postgresql/v12" in script and '"$SCHEMA_DIR/$schema/versioned"' in script
+    assert depends_on_of(services["temporal"]) == {"temporal-schema": DONE}
+
+
+def test_temporal_server_on_postgres(services):
+    temporal = services["temporal"]
+    repo, tag = split_image(temporal["image"])
+    assert repo == "temporalio/server" and re.fullmatch(TEMPORAL_VERSION, tag), temporal["image"]
+    assert "command" not in temporal and "entrypoint" not in temporal, "the image's own `temporal-server start`"
+
+    env = env_of(temporal)
+    assert env["DB"] == "postgres12"
+    assert env["DB_PORT"] == "5432"
+    assert env["POSTGRES_SEEDS"] == "postgresql"
+    pg_env = env_of(services["postgresql"])
+    assert env["POSTGRES_USER"] == pg_env["POSTGRES_USER"]
+    assert env["POSTGRES_PWD"] == pg_env["POSTGRES_PASSWORD"]
+    assert env["BIND_ON_IP"] == "0.0.0.0", "reachable from the other containers (the template's default is loopback)"
+    assert "DBNAME" not in env and "VISIBILITY_DBNAME" not in env, "the schema job's: temporal, temporal_visibility"
+    for key in ("DB", "DB_PORT", "POSTGRES_SEEDS", "POSTGRES_USER"):
+        assert env_of(services["temporal-schema"])[key] == env[key], key
+
+    assert any(p[1:3] == (7233, 7233) for p in published_ports(temporal))
+    assert healthcheck_text(temporal) == "CMD nc -z 127.0.0.1 7233"
+
+
+def test_temporal_dynamic_config_is_mounted_from_deploy(services):
+    temporal = services["temporal"]
+    path = env_of(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+    in_container = path if path.startswith("/") else f"/etc/temporal/{path}"  # the image's working directory
+    for mount in temporal.get("volumes", []):
+        source, target = mount.split(":")[:2]
+        if in_container == target or in_container.startswith(target.rstrip("/") + "/"):
+            local = ROOT / source / Path(in_container).relative_to(target)
+            break
+    else:
+        pytest.fail(f"{in_container} is not mounted into the temporal service")
+    assert local.resolve().is_relative_to(ROOT / "deploy")
+    assert local.is_file(), f"{local} does not exist"
+    assert isinstance(yaml.safe_load(local.read_text()), dict)
+
+
+@pytest.mark.parametrize("name", ["temporal-create-namespace", "temporal-search-attributes"])
+def test_admin_jobs_match_the_server_version(services, name):
+    repo, tag = split_image(services[name]["image"])
+    assert repo == "temporalio/admin-tools" and tag == split_image(services["temporal"]["image"])[1]
+    assert command_of(services[name])[0] == "/bin/sh"
+    assert env_of(services[name])["TEMPORAL_ADDRESS"] == TEMPORAL_ADDRESS
+    assert env_of(services[name])["DEFAULT_NAMESPACE"] == "default"
+
+
+def test_namespace_job_waits_for_serving_then_creates_the_namespace(services):
+    job = services["temporal-create-namespace"]
+    script = mounted_script(job)
+    assert script.startswith("#!/bin/sh") and "set -eu" in script
+    # The server's own check sees only an open port; the job waits for the gRPC health check itself.
+    assert 'until temporal operator cluster health --address "$TEMPORAL_ADDRESS"; do' in script
+    assert "temporal operator namespace describe" in script and "temporal operator namespace create" in script
+    assert '--retention "$RETENTION"' in script
+    assert re.fullmatch(r"\d+d", env_of(job)["DEFAULT_NAMESPACE_RETENTION"])
+
+
+def test_search_attribute_job_registers_exactly_ours(services):
+    script = mounted_script(services["temporal-search-attributes"])
+    assert script.startswith("#!/bin/sh") and "set -eu" in script
+    assert 'temporal operator search-attribute create --namespace "$NAMESPACE" --address "$TEMPORAL_ADDRESS"' in script
+    registered = dict(re.findall(r"^register --name\s+(\w+)\s+--type\s+(\w+)$", script, re.M))
+    assert registered == EXPECTED_SEARCH_ATTRIBUTES
+    assert "already exists" in script, "re-running the job must tolerate existing attributes"
+    assert "different type" in script, "an attribute of another type must fail the job"
+
+
+def test_ui_decodes_through_the_codec_server(services):
+    ui = services["temporal-ui"]
+    repo, tag = split_image(ui["image"])
+    assert repo == "temporalio/ui" and re.fullmatch(r"2\.(3[89]|[4-9]\d)\.\d+", tag), "UI >= 2.38 (versioning)"
+    env = env_of(ui)
+    assert env["TEMPORAL_ADDRESS"] == TEMPORAL_ADDRESS
+    (ui_host_port,) = [p[1] for p in published_ports(ui) if p[2] == 8080]
+    assert env["TEMPORAL_CORS_ORIGINS"] == f"http://localhost:{ui_host_port}"
+    # The browser calls the codec server itself: the API's host port, path /codec, and the API lets the UI's origin in.
+    codec = urlsplit(env["TEMPORAL_CODEC_ENDPOINT"])
+    api_host_port = {p[2]: p[1] for p in published_ports(services["billing-api"])}[api_port(services)]
+    assert (codec.hostname, codec.port, codec.path) == ("localhost", api_host_port, "/codec")
+    origins = env_of(services["billing-api"])["BILLING_CODEC_CORS_ORIGINS"].split(",")
+    assert f"http://localhost:{ui_host_port}" in origins
+    assert healthcheck_text(ui) == "CMD wget -q -O /dev/null http://127.0.0.1:8080/healthz"
+
+
+# ---------------------------------------------------------------- billing services
+
+
+@pytest.mark.parametrize("name", BILLING_IMAGE_SERVICES)
+def test_billing_services_use_our_image(services, name):
+    service = services[name]
+    build = service.get("build")
+    context = build if isinstance(build, str) else (build or {}).get("context")
+    assert context in {".", "./"}, f"{name} must be built from this repository"
+    if isinstance(build, dict):
+        assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+    assert service["image"] == "billing-engine:local"
+
+
+@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
+def test_billing_services_share_backends(services, name):
+    env = env_of(services[name])
+    url = urlsplit(env["DATABASE_URL"])
+    assert url.scheme == "postgresql+psycopg"
+    assert url.hostname == "postgresql" and url.hostname in services
+    assert (url.port or 5432) == 5432
+    assert url.path == "/billing"
+    assert env["TEMPORAL_ADDRESS"] == TEMPORAL_ADDRESS
+    assert env.get("TEMPORAL_NAMESPACE", "default") == "default"
+    assert env["SMTP_HOST"] == "mailpit" and env["SMTP_HOST"] in services
+    assert env["SMTP_PORT"] == "1025"
+    # M3: with BILLING_GATEWAY_URL set, charges go to the gateway service, never to an in-process sandbox.
+    assert env["BILLING_GATEWAY_URL"] == f"http://gateway:{gateway_port(services)}"
+
+
+@pytest.mark.parametrize("name", ["billing-worker", "billing-migrate", "billing-api"])
+def test_billing_services_share_the_codec_keys(compose, services, name):
+    """J1: one key file for every process that encrypts or decrypts payloads, from a compose secret (never a
+    per-container file, which would give each worker its own key)."""
+    service = services[name]
+    assert env_of(service)["BILLING_CODEC_KEY_FILE"] == "/run/secrets/codec-keys"
+    assert "codec-keys" in service.get("secrets", [])
+    assert compose["secrets"]["codec-keys"]["file"] == "./deploy/secrets/codec-keys"
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/secrets/" in ignored, "keys must never be committed"
+
+
+def test_migrate_job(services):
+    job = services["billing-migrate"]
+    assert command_of(job) == ["billing", "db", "upgrade"]
+    assert "healthcheck" not in job
+
+
+def test_gateway_service(services):
+    """The sandbox gateway on its own ledger database, reachable by the worker and the API, sending webhooks to the
+    API's endpoint; its webhook secret comes from the same git-ignored file as the API's (I5)."""
+    gateway = services["gateway"]
+    command = command_of(gateway)
+    assert command[:3] == ["billing", "gateway", "serve"] and option(command, "--host") == "0.0.0.0"
+    env = env_of(gateway)
+    url = urlsplit(env["BILLING_GATEWAY_DATABASE_URL"])
+    assert (url.scheme, url.hostname, url.path) == ("postgresql+psycopg", "postgresql", "/gateway")
+    assert url.path != urlsplit(env_of(services["billing-worker"])["DATABASE_URL"]).path, "its own database"
+    assert "DATABASE_URL" not in env and "BILLING_GATEWAY_URL" not in env
+    hook = urlsplit(env["BILLING_GATEWAY_WEBHOOK_URL"])
+    assert (hook.hostname, hook.port) == ("billing-api", api_port(services))
+    assert hook.path in {f"/v1{route.path}" for route in webhooks_router.routes}
+    assert env["BILLING_GATEWAY_FAULTS"] == "", "no injected faults in the deployment"
+    assert "BILLING_WEBHOOK_SECRET" not in env and "BILLING_WEBHOOK_SECRET" not in env_of(services["billing-api"])
+    assert gateway["env_file"] == services["billing-api"]["env_file"] == ["./deploy/secrets/webhook.env"]
+    assert not gateway.get("secrets"), "the gateway holds no payload keys"
+    assert not published_ports(gateway), "reached by the other services only"
+    assert f"http://127.0.0.1:{gateway_port(services)}/health" in healthcheck_text(gateway)
+
+
+def test_worker(services):
+    worker = services["billing-worker"]
+    assert command_of(worker) == ["python", "worker.py"]
+    assert "LOG_LEVEL" in env_of(worker)
+    assert not worker.get("container_name"), "container_name prevents scaling the worker"
+    assert not published_ports(worker), "replicated workers must not publish host ports"
+    assert worker["deploy"]["replicas"] >= 2
+    # Healthy once the worker runs: its SDK exporter (on BILLING_SDK_METRICS_ADDRESS) counts a started worker.
+    port = env_of(worker)["BILLING_SDK_METRICS_ADDRESS"].rsplit(":", 1)[1]
+    check = healthcheck_text(worker)
+    assert f"http://127.0.0.1:{port}/metrics" in check and "temporal_worker_start" in check
+
+
+def test_api(services):
+    """I1: the HTTP API as its own service, on the same backends, answering its health check on its port."""
+    api = services["billing-api"]
+    command = command_of(api)
+    assert command[:2] == ["billing", "serve-api"] and option(command, "--host") == "0.0.0.0"
+    port = api_port(services)
+    assert any(p[1:3] == (8000, port) for p in published_ports(api))
+    assert f"http://127.0.0.1:{port}/healthz" in healthcheck_text(api)
+
+
+def test_mailpit(services):
+    mailpit = services["mailpit"]
+    repo, tag = split_image(mailpit["image"])
+    assert repo == "axllent/mailpit" and re.fullmatch(r"v\d+\.\d+(\.\d+)?", tag)
+    ports = {p[2]: p[1] for p in published_ports(mailpit)}
+    assert ports.get(1025) == 1025 and ports.get(8025) == 8025
+    assert healthcheck_text(mailpit) == "CMD /mailpit readyz"
+
+
+def test_prometheus(services):
+    prometheus = services["prometheus"]
+    repo, tag = split_image(prometheus["image"])
+    assert repo == "prom/prometheus" and re.fullmatch(r"v\d+\.\d+\.\d+", tag)
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command_of(prometheus)
+    assert "http://127.0.0.1:9090/-/ready" in healthcheck_text(prometheus)
+
+
+def test_readme_says_how_to_scale_workers():
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose up -d --scale billing-worker=N" in readme
 
 
 # ---------------------------------------------------------------- image
