@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -61,6 +62,17 @@ def test_sign_gives_the_three_headers_of_the_standard():
 def test_sign_uses_the_instant_whatever_the_time_zone_and_drops_fractions_of_a_second():
     paris = AT.astimezone(timezone(timedelta(hours=1))) + timedelta(microseconds=999_999)
     assert sign(SECRET, "msg_1", paris, BODY) == sign(SECRET, "msg_1", AT, BODY)
+
+
+def test_sign_does_not_depend_on_the_hosts_time_zone(monkeypatch):
+    expected = sign(SECRET, "msg_1", AT, BODY)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert sign(SECRET, "msg_1", AT, BODY) == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_verify_returns_the_message_id_of_a_genuine_webhook():
@@ -142,11 +154,13 @@ def test_any_v1_signature_of_several_may_match():
     "v1,{value_with_junk}",  # base64 is decoded strictly: junk is not skipped
     "v1 {value}",
     "v1,",
+    "v2,{value}\t{good}",  # signatures are separated by spaces (as standardwebhooks splits them), not tabs
 ])
 def test_a_signature_in_another_version_or_encoding_is_refused(signature):
     headers = sign(SECRET, "msg_1", AT, BODY)
     value = headers["webhook-signature"].partition(",")[2]
-    text = signature.format(value=value, value_with_junk=value[:4] + "!" + value[4:])
+    text = signature.format(value=value, value_with_junk=value[:4] + "!" + value[4:],
+                            good=headers["webhook-signature"])
     refused("no webhook-signature matches the body", headers | {"webhook-signature": text})
 
 
