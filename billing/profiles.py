@@ -11,7 +11,7 @@ from billing.cards import PaymentMethodIn
 from billing.tax import InvalidTaxId, normalize_tax_id
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_ORG_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ORG_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def _required(value: str) -> str:
@@ -108,7 +108,7 @@ class OrganizationIn(BaseModel):
     @field_validator("id")
     @classmethod
     def _org_id(cls, value: str) -> str:
-        if not _ORG_ID.match(value):
+        if not _ORG_ID.fullmatch(value):  # not match(): "$" would let a trailing newline through
             raise ValueError("an organization ID is 1-64 lower-case letters, digits, '-' or '_'")
         return value
 

@@ -128,7 +128,8 @@ def _stdnum(module) -> Callable[[str, str], str]:
 
 def _eu_vat(number: str, country: str) -> str:
     prefix = "EL" if country == "GR" else country
-    compact = eu_vat.compact(number)
+    # The country prefix is optional as typed; stdnum's compact() needs it to pick the country's format.
+    compact = re.sub(r"[\s./,-]", "", number).upper()
     if not compact[:2].isalpha():
         compact = prefix + compact
     if compact[:2] != prefix:

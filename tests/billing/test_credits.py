@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from billing.credits import CreditDraw, CreditLineState, draw_credits, elastic_billing_active
+from billing.credits import (CreditDraw, CreditLineState, DatedAmount, draw_credits, elastic_billing_active,
+                             line_cuts_period)
 from billing.money import CurrencyMismatch
 
 ON = date(2024, 6, 15)
@@ -174,3 +175,37 @@ def test_refuses_ambiguous_table_order_and_other_currencies():
     eur = CreditLineState(position=1, kind="prepaid", amount=Decimal("1.00"), start=ON, end=ON, currency="EUR")
     with pytest.raises(CurrencyMismatch):
         draw_credits([eur], Decimal("1.00"), ON)
+
+
+def test_a_line_that_ends_before_it_starts_is_refused():
+    with pytest.raises(ValidationError) as err:
+        CreditLineState(position=3, kind="prepaid", amount=Decimal("1.00"), start=ON, end=ON - timedelta(days=1))
+    assert err.value.errors()[0]["msg"] == (
+        f"Value error, credit line 3 ends ({ON - timedelta(days=1)}) before it starts ({ON})")
+    assert CreditLineState(position=3, kind="prepaid", amount=Decimal("1.00"), start=ON, end=ON).end == ON
+
+
+def test_the_dated_amounts_must_add_up_to_the_amount():
+    spans = [DatedAmount(first=ON, last=ON, amount=Decimal("0.50")), DatedAmount(first=ON, last=ON,
+                                                                             amount=Decimal("0.49"))]
+    with pytest.raises(ValueError) as err:
+        draw_credits([line(1, "5.00")], Decimal("1.00"), ON, dated=spans)
+    assert str(err.value) == "the dated amounts must add up to the amount to draw, 1.00"
+    spans[1] = DatedAmount(first=ON, last=ON, amount=Decimal("0.50"))
+    assert draw_credits([line(1, "5.00")], Decimal("1.00"), ON, dated=spans).covered == Decimal("1.00")
+
+
+@pytest.mark.parametrize("start, end, cuts", [
+    (date(2024, 3, 1), date(2024, 3, 31), False),  # valid all period
+    (date(2024, 1, 1), date(2024, 12, 31), False),
+    (date(2024, 4, 1), date(2024, 4, 30), False),  # not valid at all
+    (date(2024, 2, 1), date(2024, 2, 29), False),
+    (date(2024, 3, 2), date(2024, 12, 31), True),  # starts on the period's 2nd day
+    (date(2024, 3, 31), date(2024, 12, 31), True),  # starts on its last day
+    (date(2024, 1, 1), date(2024, 3, 30), True),  # ends the day before its last
+    (date(2024, 1, 1), date(2024, 3, 1), True),  # ends on its first day
+    (date(2024, 3, 10), date(2024, 3, 20), True),
+])
+def test_a_line_cuts_the_period_when_it_starts_or_ends_inside_it(start, end, cuts):
+    credit = CreditLineState(position=1, kind="prepaid", amount=Decimal("1.00"), start=start, end=end)
+    assert line_cuts_period(credit, date(2024, 3, 1), date(2024, 3, 31)) is cuts

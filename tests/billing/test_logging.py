@@ -101,3 +101,13 @@ def test_redact_card_data_does_not_touch_the_callers_objects():
     event = {"event": "add", "card": card}
     assert redact_card_data(None, "info", event)["card"] == {"number": "[REDACTED]", "exp": "12/30"}
     assert card["number"] == "4242424242424242"
+
+
+def test_redaction_walks_nested_values_and_leaves_other_values_as_they_are():
+    event = {"event": "charge", "amount": 12, "rate": 0.5, "ok": True, "none": None,
+             "cards": ({"Card-Number": 4242424242424242, "CVV": 123, "last4": "4242"}, "paid 4242 4242 4242 4242"),
+             "tags": {"visa"}, "pan": ["anything"], 7: "4000002760003184"}
+    assert redact_card_data(None, "info", event) == {
+        "event": "charge", "amount": 12, "rate": 0.5, "ok": True, "none": None,
+        "cards": [{"Card-Number": "[REDACTED]", "CVV": "[REDACTED]", "last4": "4242"}, "paid ****4242"],
+        "tags": ["visa"], "pan": "[REDACTED]", 7: "****3184"}

@@ -212,3 +212,92 @@ def test_comparisons_and_zero():
     assert Money.of("1.0", "USD") == Money.of("1.00", "USD")
     assert Money.zero("USD").is_zero() and not a.is_zero()
     assert sum_money([], "EUR") == Money.zero("EUR")
+
+
+@pytest.mark.parametrize("amount, kind", [("1.00", "str"), (True, "bool"), (None, "NoneType"),
+                                          (Fraction(1, 2), "Fraction")])
+def test_only_decimal_or_int_is_money(amount, kind):
+    with pytest.raises(TypeError) as err:
+        Money(amount, "USD")  # type: ignore[arg-type]
+    assert str(err.value) == f"money amounts must be Decimal or int, got {kind}"
+    with pytest.raises(TypeError) as err:
+        Money(0.5, "USD")  # type: ignore[arg-type]
+    assert str(err.value) == "money amounts must be Decimal, never float"
+    assert Money(3, "USD").amount == Decimal(3) and isinstance(Money(3, "USD").amount, Decimal)
+
+
+def test_error_messages_name_the_problem():
+    with pytest.raises(UnknownCurrency) as err:
+        minor_unit("usd")
+    assert str(err.value) == "unknown currency 'usd' (expected an upper-case ISO 4217 code)"
+    with pytest.raises(CurrencyMismatch) as err:
+        Money.of("1", "USD") + Money.of("1", "EUR")
+    assert str(err.value) == "cannot combine USD with EUR"
+    with pytest.raises(ValueError) as err:
+        Money.of("one", "USD")
+    assert str(err.value) == "not a decimal amount: 'one'"
+    with pytest.raises(ValueError) as err:
+        Money(Decimal("NaN"), "USD")
+    assert str(err.value) == "money amounts must be finite, got NaN"
+    with pytest.raises(TypeError) as err:
+        Money.of("1", "USD") * 1.5
+    assert str(err.value) == "cannot multiply money by a float; use Decimal"
+
+
+@pytest.mark.parametrize("operation", [
+    lambda m: m + 1, lambda m: 1 + m, lambda m: m - Decimal(1), lambda m: Decimal(1) - m,
+    lambda m: m < 1, lambda m: m <= 1, lambda m: m > 1, lambda m: m >= 1,
+    lambda m: m * "2", lambda m: m * True, lambda m: m * m,
+])
+def test_money_combines_only_with_money_and_scales_only_by_numbers(operation):
+    with pytest.raises(TypeError):
+        operation(Money.of("1.00", "USD"))
+
+
+def test_money_is_not_equal_to_a_bare_number():
+    assert Money.of("1.00", "USD") != Decimal("1.00")
+    assert Money.of("1.00", "USD") != Money.of("1.00", "EUR")
+
+
+def test_every_comparison_at_and_around_equality():
+    one, other_one, two = Money.of("1.00", "USD"), Money.of("1", "USD"), Money.of("2.00", "USD")
+    assert (one < other_one, one <= other_one, one > other_one, one >= other_one) == (False, True, False, True)
+    assert (one < two, one <= two, one > two, one >= two) == (True, True, False, False)
+    assert (two < one, two <= one, two > one, two >= one) == (False, False, True, True)
+    for compare in (lambda a, b: a <= b, lambda a, b: a > b):
+        with pytest.raises(CurrencyMismatch):
+            compare(one, Money.of("1.00", "EUR"))
+
+
+def test_arithmetic_exact_values():
+    a, b = Money.of("10.25", "USD"), Money.of("0.30", "USD")
+    assert (a + b).amount == Decimal("10.55") and (a - b).amount == Decimal("9.95")
+    assert (b - a).amount == Decimal("-9.95") and (-a).amount == Decimal("-10.25")
+    assert (a * 3).amount == Decimal("30.75") and (2 * a).amount == Decimal("20.50")
+    assert (a * Decimal("0.5")).amount == Decimal("5.125")
+    assert (a + b).currency == "USD" and (a * 2).currency == "USD" and (-a).currency == "USD"
+    assert str(Money.zero("USD").amount) == "0.00" and str(Money.zero("JPY").amount) == "0"
+    assert str(Money.of(" 12.5 ", "USD")) == "12.50"
+    assert str(Money.of("-0.004", "USD").rounded().amount) == "0.00"
+    assert sum_money([a, b, a], "USD").amount == Decimal("20.80")
+
+
+def test_allocate_error_messages_and_exact_splits():
+    for total, weights, message in [
+        (Money.of("1.00", "USD"), [], "allocate needs at least one weight"),
+        (Money.of("1.005", "USD"), [Decimal(1)], "allocate needs a rounded total, got 1.005 USD"),
+        (Money.of("1.00", "USD"), [Decimal(1), Decimal(-1)], "allocation weights must not be negative"),
+        (Money.of("1.00", "USD"), [Decimal(0)], "allocation weights must not all be zero"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            allocate(total, weights)
+        assert str(err.value) == message
+    assert [p.amount for p in allocate(Money.of("1.00", "USD"), [Decimal(1), Decimal(0), Decimal(3)])] == [
+        Decimal("0.25"), Decimal("0.00"), Decimal("0.75")]
+    assert [str(p) for p in allocate(Money.of("0.02", "USD"), [Decimal(1)] * 3)] == ["0.01", "0.01", "0.00"]
+    assert [str(p) for p in allocate(Money.of("10", "JPY"), [Decimal(1), Decimal(2)])] == ["3", "7"]
+    assert [str(p) for p in allocate(Money.of("-1.00", "USD"), [Decimal(1)] * 3)] == ["-0.34", "-0.33", "-0.33"]
+    assert [str(p) for p in allocate(Money.of("0.10", "USD"), [Decimal(1), Decimal(2), Decimal(2)])] == [
+        "0.02", "0.04", "0.04"]
+    assert [str(p) for p in allocate(Money.of("0.05", "USD"), [Decimal(1), Decimal(1), Decimal(1)])] == [
+        "0.02", "0.02", "0.01"]

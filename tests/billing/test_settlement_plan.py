@@ -78,6 +78,7 @@ def test_every_cent_is_accounted_for(rows, sub, lines, rate, activation, develop
         assert used == plan.credits_applied
     assert {"FREE": plan.total == 0, "PREPAID": plan.total > 0 and plan.credits_applied == plan.total,
             "INVOICED": plan.invoiced > 0, "CLOSED": plan.amount_due > 0}[plan.status]
+    assert plan.paid is (plan.status == "PREPAID")  # credits paid it all: nothing to charge or invoice
     if plan.billing_mode == "marketplace":
         assert plan.tax_lines == [] and plan.tax_invoice is None
     if sub is None or sub.terms.type == SubscriptionType.MARKETPLACE:
@@ -100,3 +101,17 @@ def test_a_eur_subscription_gets_a_tax_invoice_converted_line_by_line_at_the_per
     assert (tax_invoice.currency, tax_invoice.fx_rate) == ("EUR", Decimal("0.9137"))
     assert (tax_invoice.billed_usage, tax_invoice.tax, tax_invoice.total, tax_invoice.amount_due) == (
         Decimal("913.70"), Decimal("173.60"), Decimal("1087.30"), Decimal("1087.30"))
+
+
+def test_usage_covered_by_credits_is_prepaid_and_paid():
+    credit = CreditLineState(position=0, kind="prepaid", amount=Decimal("1000.00"), start=date(2027, 1, 1),
+                             end=date(2027, 12, 31))
+    settled = {}
+    for name, lines in (("prepaid", [credit]), ("card", [])):
+        settled[name] = settle(period=PERIOD, priced=price_usage([("web", "Atlas", Decimal("600"), Decimal("1"))]),
+                               sub=None, support=[], tax_for=flat_tax(Decimal("0")), activation=None, credits=lines,
+                               fx_rate=lambda currency: Decimal("1"))
+    assert (settled["prepaid"].status, settled["prepaid"].paid, settled["prepaid"].amount_due) == (
+        "PREPAID", True, Decimal("0.00"))
+    assert (settled["card"].status, settled["card"].paid, settled["card"].amount_due) == (
+        "CLOSED", False, Decimal("600.00"))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from billing.subscriptions import (CommitmentState, PeriodBilling, SubscriptionTerms, SubscriptionType, bill_period,
-                                   count_months_billed_before_activation)
+                                   commitment_credit_lines, count_months_billed_before_activation)
 
 D = Decimal
 cents = st.integers(min_value=0, max_value=10**8).map(lambda u: D(u).scaleb(-2))
@@ -210,3 +210,22 @@ def test_months_settled_before_a_late_activation_are_months_of_the_term():
     assert count_months_billed_before_activation(terms, state, settled, "2027-02") == state
     assert count_months_billed_before_activation(terms, CommitmentState(), {}, "2026-12") == CommitmentState()
     assert count_months_billed_before_activation(terms, CommitmentState(), {}, "2027-07").months_billed == 3
+
+
+@pytest.mark.parametrize("kind", [k for k in SubscriptionType if k is not SubscriptionType.MONTHLY_COMMITMENT])
+def test_only_a_monthly_commitment_has_rows_in_the_credits_table(kind):
+    assert commitment_credit_lines(terms(kind, "1200.00"), CommitmentState()) == []
+
+
+def test_a_monthly_commitment_shows_what_it_billed_and_what_it_banked():
+    t = terms(SubscriptionType.MONTHLY_COMMITMENT, "1000.00", months=3, start=date(2024, 11, 1))
+    state = CommitmentState(bank=D("20.00"), banked_total=D("50.00"), months_billed=2)
+    commitment, bank = commitment_credit_lines(t, state)
+    assert commitment.model_dump() == {
+        "position": -2, "kind": "monthly_commitment", "amount": D("1000.00"), "used": D("666.67"),
+        "start": date(2024, 11, 1), "end": date(2025, 1, 31), "currency": "USD"}  # minimums 333.34 + 333.33
+    assert bank.model_dump() == {
+        "position": -1, "kind": "commitment_bank", "amount": D("50.00"), "used": D("30.00"),
+        "start": date(2024, 11, 1), "end": date(2025, 1, 31), "currency": "USD"}
+    fresh = commitment_credit_lines(t, CommitmentState())
+    assert [(line.used, line.amount) for line in fresh] == [(D("0"), D("1000.00")), (D("0"), D("0"))]

@@ -83,3 +83,23 @@ def test_a_change_on_the_20th_splits_next_month_only():
         (DEV, 31, Decimal("200.00"))]
     assert [(l.plan, l.days, l.amount) for l in support_charges(periods, "2027-02", Decimal("1000"), PRICES)] == [
         (PREMIUM, 28, Decimal("799.00"))]
+
+
+def test_a_first_plan_change_starts_from_basic():
+    periods, change = change_plan([], DEV, date(2027, 1, 15))
+    assert [(p.plan, p.start, p.end) for p in periods] == [(BASIC, date(2027, 1, 15), date(2027, 2, 1)),
+                                                           (DEV, date(2027, 2, 1), None)]
+    assert (change.plan, change.effective, change.billing_stopped) == (DEV, date(2027, 2, 1), None)
+
+
+def test_a_change_in_december_takes_effect_in_january():
+    periods, change = change_plan([PlanPeriod(plan=DEV, start=date(2026, 1, 1))], PREMIUM, date(2026, 12, 31))
+    assert change.effective == date(2027, 1, 1)
+    assert [(p.plan, p.start, p.end) for p in periods] == [(DEV, date(2026, 1, 1), date(2027, 1, 1)),
+                                                           (PREMIUM, date(2027, 1, 1), None)]
+
+
+def test_the_callers_periods_are_not_changed():
+    current = PlanPeriod(plan=DEV, start=date(2027, 1, 1))
+    change_plan([current], PREMIUM, date(2027, 1, 15))
+    assert current.end is None

@@ -171,3 +171,76 @@ async def test_simulated_invoices_carry_the_worked_example_taxes(new_database):
         assert Decimal(invoice["total"]) == Decimal(invoice["billed_usage"]) + Decimal(invoice["tax"])
     paid = {p["org"]: p["amount"] for p in output["payments"] if p["status"] == "PAID"}
     assert paid == {org: total for org, (_, total) in taxes.items()}
+
+
+@pytest.mark.parametrize("country, typed, canonical", [
+    ("FR", "40303265045", "FR40303265045"),  # the country prefix is optional as typed
+    ("FR", "fr 403 032 650 45", "FR40303265045"),
+    ("FR", "FR-403.032.650-45", "FR40303265045"),
+    ("DE", "136695976", "DE136695976"),
+    ("DE", " de 136 695 976 ", "DE136695976"),
+    ("AT", "U13585627", "ATU13585627"),
+    ("IE", "6388047V", "IE6388047V"),
+    ("GR", "094259216", "EL094259216"),  # Greece's VAT prefix is EL
+    ("GR", "EL094259216", "EL094259216"),
+])
+def test_an_eu_vat_number_gets_its_country_prefix(country, typed, canonical):
+    assert normalize_tax_id(country, typed) == canonical
+    assert OfflineRegistry().is_valid(country, typed) is True
+
+
+@pytest.mark.parametrize("country, typed, message", [
+    ("DE", "FR40303265045", "a VAT number for DE starts with DE, not FR"),
+    ("DE", "ZZ123", "a VAT number for DE starts with DE, not ZZ"),
+    ("GR", "GR094259216", "a VAT number for GR starts with EL, not GR"),
+    ("DE", "136695975", "not a valid DE VAT number: The number's checksum or check digit is invalid."),
+    ("US", "123456789", "a US billing profile has no VAT/GST tax ID (SPEC A2)"),
+    ("DE", "   ", "is empty"),
+    ("CA", "123456782", "a GST ID is the 9-digit business number, 'RT' and a 4-digit reference "
+                        "(e.g. 123456782RT0001)"),
+    ("SA", "123", "not a valid SA tax ID: expected 15 digits starting and ending with 3"),
+])
+def test_a_refused_tax_id_says_why(country, typed, message):
+    with pytest.raises(InvalidTaxId) as err:
+        normalize_tax_id(country, typed)
+    assert str(err.value) == message
+    assert OfflineRegistry().is_valid(country, typed) is False
+
+
+def test_a_country_outside_the_table_uses_python_stdnum_when_it_knows_a_scheme():
+    assert normalize_tax_id("JP", " 5-8356-7825-6246 ") == "5835678256246"
+    assert normalize_tax_id("BR", "16.727.230/0001-97") == "16727230000197"
+    with pytest.raises(InvalidTaxId) as err:
+        normalize_tax_id("JP", "5835678256245")
+    assert str(err.value) == "not a valid JP tax ID: The number's checksum or check digit is invalid."
+
+
+def test_a_country_with_no_scheme_keeps_the_id_as_given_up_to_40_characters():
+    assert normalize_tax_id("AE", " 100123456700003 ") == "100123456700003"
+    assert normalize_tax_id("AE", "x" * 40) == "x" * 40
+    with pytest.raises(InvalidTaxId) as err:
+        normalize_tax_id("AE", "x" * 41)
+    assert str(err.value) == "is longer than 40 characters"
+    assert OfflineRegistry().is_valid("AE", "anything") is True
+    assert OfflineRegistry().is_valid("AE", None) is False
+
+
+def test_a_day_before_every_rate_of_a_charged_tax_is_an_error():
+    table = TaxTable([TaxRule(country="ZZ", name="VAT", atlas=True, flex_consulting=False, exempt_with_valid_id=True,
+                              rates=[TaxRate(start=date(2027, 1, 1), rate=Decimal("0.2")),
+                                     TaxRate(start=date(2026, 1, 1), rate=Decimal("0.1"))])])
+
+    def lines(on: date, product: Product = ATLAS, tax_id_valid: bool = False) -> list[tuple[str, Decimal, Decimal]]:
+        return [(line.name, line.rate, line.amount)
+                for line in tax_lines_for(country="ZZ", subdivision=None, tax_id_valid=tax_id_valid, product=product,
+                                          amount=Decimal("10.05"), currency="USD", on=on, table=table)]
+
+    assert lines(date(2026, 1, 1)) == [("VAT", Decimal("0.1"), Decimal("1.01"))]  # 1.005 rounds half-up
+    assert lines(date(2026, 12, 31)) == [("VAT", Decimal("0.1"), Decimal("1.01"))]
+    assert lines(date(2027, 1, 1)) == [("VAT", Decimal("0.2"), Decimal("2.01"))]
+    assert lines(date(2027, 1, 1), product=FLEX) == []
+    assert lines(date(2027, 1, 1), tax_id_valid=True) == []
+    with pytest.raises(LookupError) as err:
+        lines(date(2025, 12, 31))
+    assert str(err.value) == "no VAT rate for ZZ in force on 2025-12-31"
+    assert lines(date(2025, 12, 31), product=FLEX) == []  # a tax that is not charged needs no rate
