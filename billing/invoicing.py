@@ -85,11 +85,6 @@ def price_usage(rows: Iterable[Sequence]) -> PricedUsage:
     return PricedUsage(amounts=amounts, usage=usage, by_project=by_project, by_service=by_service)
 
 
-def price_line(item: UsageItem) -> InvoiceLineDraft:
-    return InvoiceLineDraft(**item.model_dump(), amount=price_usage([(item.project, item.service, item.quantity,
-                                                                      item.unit_price)]).amounts[0])
-
-
 def build_cloud_invoice(items: Iterable[UsageItem]) -> CloudInvoiceDraft:
     """Price every usage line, then total and summarise the rounded amounts (never re-round a sum)."""
     items = list(items)

@@ -41,6 +41,11 @@ def sign(secret: str, message_id: str, at: datetime, body: bytes) -> dict[str, s
     return {"webhook-id": message_id, "webhook-timestamp": str(int(at.timestamp())), "webhook-signature": signature}
 
 
+def _minutes(tolerance: timedelta) -> str:
+    minutes = tolerance / timedelta(minutes=1)
+    return f"{minutes:g} minute" + ("" if minutes == 1 else "s")
+
+
 def verify(secret: str, body: bytes, headers: Mapping[str, str], now: datetime,
            tolerance: timedelta = TOLERANCE) -> str:
     """The message id of a genuine webhook sent within `tolerance` of `now`; InvalidSignature otherwise."""
@@ -54,9 +59,9 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str], now: datetime,
     except (ValueError, OverflowError, OSError):
         raise InvalidSignature("webhook-timestamp is not a Unix time in seconds") from None
     if sent < now - tolerance:
-        raise InvalidSignature("webhook-timestamp is too old (more than 5 minutes)")
+        raise InvalidSignature(f"webhook-timestamp is too old (more than {_minutes(tolerance)})")
     if sent > now + tolerance:
-        raise InvalidSignature("webhook-timestamp is in the future (more than 5 minutes)")
+        raise InvalidSignature(f"webhook-timestamp is in the future (more than {_minutes(tolerance)})")
     try:
         expected = base64.b64decode(Webhook(secret).sign(message_id, sent, body.decode()).split(",", 1)[1])
     except UnicodeDecodeError:

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 from billing.config import BillingDurations, parse_duration
 from billing.invoicing import (UsageItem, build_cloud_invoice, first_day_of, invoice_number, last_closed_period,
-                               last_day_of, next_period, period_before, period_end, period_of, price_line,
+                               last_day_of, next_period, period_before, period_end, period_of,
                                price_usage, tax_invoice_number)
 
 quantities = st.decimals(min_value=0, max_value=100_000, places=4, allow_nan=False, allow_infinity=False)
@@ -66,9 +66,10 @@ def test_the_last_closed_period_ended_before_the_moment_and_is_the_latest_such(m
 def test_a_line_is_priced_from_its_usage_item():
     item = UsageItem(project="web", deployment="Cluster0", service="Atlas", sku="M10", start_date=date(2027, 1, 1),
                      end_date=date(2027, 1, 31), quantity=Decimal("744"), unit="hours", unit_price=Decimal("0.08"))
-    line = price_line(item)
+    [line] = build_cloud_invoice([item]).lines
     assert line.model_dump() == item.model_dump() | {"amount": Decimal("59.52")}
-    tiny = price_line(item.model_copy(update={"quantity": Decimal("0.001"), "unit_price": Decimal("-1")}))
+    [tiny] = build_cloud_invoice([item.model_copy(update={"quantity": Decimal("0.001"),
+                                                          "unit_price": Decimal("-1")})]).lines
     assert str(tiny.amount) == "0.00"  # rounds to zero: never "-0.00"
 
 

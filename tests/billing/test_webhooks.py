@@ -119,10 +119,12 @@ def test_the_tolerance_can_be_configured():
     one_minute = timedelta(minutes=1)
     assert verify(SECRET, BODY, headers, AT + one_minute, tolerance=one_minute) == "msg_1"
     assert verify(SECRET, BODY, headers, AT - one_minute, tolerance=one_minute) == "msg_1"
-    refused("webhook-timestamp is too old (more than 5 minutes)", headers, now=AT + timedelta(seconds=61),
+    refused("webhook-timestamp is too old (more than 1 minute)", headers, now=AT + timedelta(seconds=61),
             tolerance=one_minute)
-    refused("webhook-timestamp is in the future (more than 5 minutes)", headers, now=AT - timedelta(seconds=61),
+    refused("webhook-timestamp is in the future (more than 1 minute)", headers, now=AT - timedelta(seconds=61),
             tolerance=one_minute)
+    refused("webhook-timestamp is too old (more than 0.5 minutes)", headers, now=AT + timedelta(seconds=31),
+            tolerance=timedelta(seconds=30))
     assert verify(SECRET, BODY, headers, AT + timedelta(days=2), tolerance=timedelta(days=2)) == "msg_1"
 
 
