@@ -59,11 +59,23 @@ class Race:
         return record
 
     def run(self, activity_of, request):
-        """Run one activity invocation per worker at once; their results in worker order."""
+        """Run one activity invocation per worker at once; their results in worker order. A worker that fails
+        breaks the barriers, so the other does not wait out their timeout, and its error is the one raised."""
+        def invoke(database):
+            try:
+                return ActivityEnvironment().run(activity_of(database), request)
+            except BaseException:
+                for barrier in self.barriers.values():
+                    barrier.abort()
+                raise
+
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(ActivityEnvironment().run, activity_of(database), request)
-                       for database in self.workers]
-            return [future.result(timeout=60) for future in futures]
+            futures = [pool.submit(invoke, database) for database in self.workers]
+            errors = [future.exception(timeout=60) for future in futures]
+        failed = [error for error in errors if error is not None]
+        if failed:  # the worker that failed first, not the one it left at a broken barrier
+            raise next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), failed[0])
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         for database in self.workers:
