@@ -18,7 +18,7 @@ from tests.time_shift import real_now, shift_days
 CLOSE = timedelta(minutes=1)
 
 _CHILD = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 from datetime import date, datetime, timezone
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,6 +32,8 @@ async def main():
                       "server": server.isoformat()}))
 
 asyncio.run(main())
+sys.stdout.flush()
+os._exit(0)  # as starter/cli.py: the Temporal core's threads may outlive the interpreter's finalization
 """
 
 

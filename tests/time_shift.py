@@ -17,11 +17,10 @@ With no variable set, nothing is patched.
 
 from __future__ import annotations
 
-import atexit
 import glob
+import hashlib
 import os
 import shlex
-import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -81,24 +80,34 @@ def _shift_test_servers(days: int, library: str) -> None:
     from temporalio.testing import WorkflowEnvironment
 
     start = WorkflowEnvironment.start_time_skipping
-    scripts = Path(tempfile.mkdtemp(prefix="billing-time-shift-"))
-    atexit.register(shutil.rmtree, scripts, ignore_errors=True)
 
     async def start_time_skipping(*, test_server_existing_path: str | None = None, **kwargs):
         if test_server_existing_path is None:
             raise RuntimeError(f"{SHIFT_VARIABLE} moves an installed test server only: pass test_server_existing_path")
-        script = scripts / f"{Path(test_server_existing_path).name}-{days:+d}d"
-        if not script.exists():
-            # exec: the wrapper becomes the server, so the SDK's shutdown stops the server itself. The monotonic
-            # clock moves too (by a constant, which no duration sees): left real (FAKETIME_DONT_FAKE_MONOTONIC),
-            # the server's timed waits overran by seconds and its timestamps drifted from the scenario's.
-            script.write_text("#!/bin/sh\n"
-                              f"export LD_PRELOAD={shlex.quote(library)} FAKETIME={days:+d}d\n"
-                              f'exec {shlex.quote(test_server_existing_path)} "$@"\n')
-            script.chmod(0o755)
-        return await start(test_server_existing_path=str(script), **kwargs)
+        return await start(test_server_existing_path=_wrapper(test_server_existing_path, days, library), **kwargs)
 
     WorkflowEnvironment.start_time_skipping = staticmethod(start_time_skipping)
+
+
+def _wrapper(server: str, days: int, library: str) -> str:
+    """A script that starts `server` `days` later. One per server and shift, shared by every process of every run
+    (workers and children often end with os._exit, so nothing they create is reliably removed): written whole and
+    renamed into place, since processes may race to write it."""
+    # exec: the wrapper becomes the server, so the SDK's shutdown stops the server itself. The monotonic clock moves
+    # too (by a constant, which no duration sees): left real (FAKETIME_DONT_FAKE_MONOTONIC), the server's timed
+    # waits overran by seconds and its timestamps drifted from the scenario's.
+    text = ("#!/bin/sh\n"
+            f"export LD_PRELOAD={shlex.quote(library)} FAKETIME={days:+d}d\n"
+            f'exec {shlex.quote(server)} "$@"\n')
+    directory = Path(tempfile.gettempdir()) / f"billing-time-shift-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    script = directory / f"test-server-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    if not script.exists():
+        draft = directory / f"{script.name}.{os.getpid()}"
+        draft.write_text(text)
+        draft.chmod(0o700)
+        os.replace(draft, script)
+    return str(script)
 
 
 def pytest_configure(config) -> None:
