@@ -27,13 +27,13 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/billing -k "not simulated"
 
-# The date-sensitive tests (scenarios, time-skipping workflows) as if it were a year later: libfaketime (Debian
-# package `faketime`) moves the clock of this process and of the time-skipping test server it starts. The dev
-# server (`temporal`, a static Go binary) cannot be moved, so the two tests on it stay out.
+# The date-sensitive tests (scenarios, time-skipping workflows) as if it were a year later (tests/time_shift.py):
+# time-machine moves Python's clock in this process and its Python children, libfaketime (Debian's `libfaketime`)
+# each time-skipping test server's. The dev server (`temporal`, a static Go binary) cannot be moved, so the two tests
+# on it stay out. `make test` runs a sample of them shifted (tests/test_later.py).
 test-later: $(STAMP)
-	command -v faketime >/dev/null || { echo "make test-later needs libfaketime: apt-get install faketime"; exit 2; }
-	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "+365d" $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
-		-n $(PYTEST_WORKERS) tests/scenarios tests/workflows \
+	BILLING_TEST_SHIFT_DAYS=365 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) \
+		tests/test_time_shift.py tests/scenarios tests/workflows \
 		--ignore=tests/workflows/test_schedule.py --ignore=tests/workflows/test_worker_killed.py
 
 # Mutation testing of the pure domain (billing/) against its own tests; not part of `make test` (about 15 min).

@@ -40,6 +40,8 @@ POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://pos
 
 install_runtime()
 
+pytest_plugins = ["tests.time_shift"]  # BILLING_TEST_SHIFT_DAYS: the run as if it were that many days later
+
 
 class PostgresDatabases:
     """Creates throw-away PostgreSQL databases on the local server (trust auth) and drops them after."""
