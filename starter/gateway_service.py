@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -371,20 +372,27 @@ class GatewayServer:
 
     async def ready(self, timeout: float = 30.0) -> None:
         """Once /health answers 200 (its ledger database is ready)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2.0) as http:
-            while True:
-                if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"the gateway exited with code {self.process.returncode}")
-                try:
-                    if (await http.get(self.url + "/health")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if loop.time() > deadline:
-                    raise RuntimeError(f"the gateway did not answer on {self.url} within {timeout:.0f} s")
+            while not await self._answered(http.get(self.url + "/health"), deadline, timeout):
                 await asyncio.sleep(0.05)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """`ready` for callers without an event loop (test fixtures)."""
+        asyncio.run(self.ready(timeout))
+
+    async def _answered(self, health: Awaitable[httpx.Response], deadline: float, timeout: float) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            health.close()
+            raise RuntimeError(f"the gateway exited with code {self.process.returncode}")
+        try:
+            if (await health).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway did not answer on {self.url} within {timeout:.0f} s")
+        return False
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
