@@ -201,3 +201,7 @@ def gateway_service(tmp_path_factory) -> Iterator["GatewayServer"]:
     server = start_gateway_service(tmp_path_factory.mktemp("gateway") / "gateway.db")
     yield server
     server.stop()
+
+
+# The fault suite runs on its own (`make test-faults`: minutes, every CPU), never inside `make test`.
+collect_ignore_glob = [] if os.environ.get("BILLING_FAULT_SUITE") else ["faults/*"]
