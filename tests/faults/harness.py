@@ -74,6 +74,7 @@ class Chaos:
     dev_server_restarts: int = 0
     database_cuts: int = 0
     month_end_triggers: int = 0
+    worker_exits: int = 0  # a worker that could not reach the server (it was down) and ended by itself
     timeline: list[str] = field(default_factory=list)
 
     def note(self, started: float, what: str) -> None:
@@ -125,6 +126,14 @@ class Processes:
         victim.wait()
         self.workers.remove(victim)
 
+    def replace_exited(self) -> int:
+        """Start a new worker for each one that ended by itself, as a process supervisor does; how many."""
+        exited = [w for w in self.workers if w.poll() is not None]
+        for worker in exited:
+            self.workers.remove(worker)
+            self.start_worker()
+        return len(exited)
+
     def stop_all(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
@@ -165,16 +174,24 @@ async def _bounded(limit: int, coroutines: list) -> None:
 
 
 async def _seed(billing: BillingClient, orgs: int, rnd: random.Random) -> None:
+    """The organizations as BillingClient.create_organization makes them (tokenized at the gateway, inserted with
+    their first cycle), their usage and credits; each India card's mandate through its workflow (E1). Their
+    OrgBillingWorkflow is left to the payments' notices to start (signal-with-start), as for any organization whose
+    first month-end comes before anything else started it: a thousand fewer starts before the clock runs."""
     await billing.record_fx_rate("INR", Decimal("83.20"), CREATED - timedelta(days=30))
+    usage = [_usage(i, rnd) for i in range(orgs)]
 
     async def one(i: int) -> None:
         org = _organization(i)
-        await billing.create_organization(org)
-        await billing.record_usage(org.id, _usage(i, rnd))
+        method = await billing.tokenize(org.payment_method)
+        await asyncio.to_thread(billing._insert_org, org, method, CREATED)
+        await billing.record_usage(org.id, usage[i])
         if kind_of(i) == "credits":
             await billing.add_credit_line(org.id, CreditLineIn(amount=Decimal("1000.00"), start=date(2026, 11, 1),
                                                                end=date(2027, 12, 31)))
-    await _bounded(12, [one(i) for i in range(orgs)])
+        if kind_of(i) == "india":
+            await billing._register_mandate_if_india(org.id, method)
+    await _bounded(16, [one(i) for i in range(orgs)])
 
 
 def _count_mandates(db: Database) -> int:
@@ -217,6 +234,8 @@ async def _chaos(procs: Processes, chaos: Chaos, db_file: Path, billing: Billing
     """Kills at random moments; the dev server's restart after the third kill; the database cut with the sixth."""
     for n in range(1, kills + 1):
         await asyncio.sleep(rnd.uniform(2.0, 7.0))
+        while not [w for w in procs.workers if w.poll() is None]:
+            await asyncio.sleep(0.5)  # the supervisor is starting one
         procs.kill_worker(rnd)
         chaos.kills += 1
         chaos.note(started, f"worker killed with SIGKILL ({n}/{kills})")
@@ -241,6 +260,15 @@ async def _chaos(procs: Processes, chaos: Chaos, db_file: Path, billing: Billing
             chaos.note(started, "temporal dev server started again")
             await _trigger(billing, chaos, started)  # the trigger sent again once the server is back
     chaos.note(started, "chaos over")
+
+
+async def _supervise(procs: Processes, chaos: Chaos, started: float) -> None:
+    while True:
+        await asyncio.sleep(1)
+        if replaced := procs.replace_exited():
+            chaos.worker_exits += replaced
+            chaos.worker_starts += replaced
+            chaos.note(started, f"{replaced} worker(s) ended by themselves; started again")
 
 
 async def _trigger(billing: BillingClient, chaos: Chaos, started: float) -> None:
@@ -313,15 +341,14 @@ async def run(orgs: int = 1000, kills: int = 10, seed: int = 16, work: Path | No
         began = time.monotonic()
         await _seed(billing, orgs, rnd)
         india = len([i for i in range(orgs) if kind_of(i) == "india"])
-        while _count_mandates(db) < india:  # E1: each India card's mandate, registered by its workflow
-            if time.monotonic() - began > 240:
-                raise RuntimeError(f"mandates registered: {_count_mandates(db)} of {india}")
-            await asyncio.sleep(1)
+        if _count_mandates(db) != india:
+            raise RuntimeError(f"mandates registered: {_count_mandates(db)} of {india}")
         seeded = time.monotonic() - began
 
         started = time.monotonic()
         await _trigger(billing, chaos, started)
         chaos_task = asyncio.create_task(_chaos(procs, chaos, db_file, billing, kills, rnd, started))
+        supervisor = asyncio.create_task(_supervise(procs, chaos, started))
         progress = (0, 0, 0)
         while True:
             if chaos_task.done():
@@ -337,6 +364,7 @@ async def run(orgs: int = 1000, kills: int = 10, seed: int = 16, work: Path | No
                 break
             await asyncio.sleep(2)
         flow = time.monotonic() - started
+        supervisor.cancel()
         if not chaos_task.done():
             chaos_task.cancel()
         await asyncio.sleep(3)  # webhooks still being delivered twice
@@ -402,6 +430,7 @@ def _figures(db: Database, gateway: HttpGateway, orgs: int, chaos: Chaos) -> dic
         "invariant": invariant,
         "kills": chaos.kills,
         "worker_starts": chaos.worker_starts,
+        "worker_exits": chaos.worker_exits,
         "dev_server_restarts": chaos.dev_server_restarts,
         "database_cuts": chaos.database_cuts,
         "month_end_triggers": chaos.month_end_triggers,

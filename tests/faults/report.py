@@ -13,6 +13,7 @@ from tests.faults import harness
 
 ROWS = [
     ("organizations", "organizations"), ("worker kills (SIGKILL)", "kills"), ("worker starts", "worker_starts"),
+    ("workers ended by themselves (server down)", "worker_exits"),
     ("dev server restarts", "dev_server_restarts"), ("database cuts", "database_cuts"),
     ("month-end triggers (each sent twice)", "month_end_triggers"), ("webhooks POSTed (each twice)", "webhooks_sent"),
     ("gateway faults: 500", ("faults", "error_500")), ("gateway faults: timeout before charging",
