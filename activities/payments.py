@@ -122,7 +122,9 @@ class PaymentActivities:
                 # The outcome is unknown: the activity's retry asks the gateway by key first (above).
                 log.warning("gateway did not answer", error=str(err))
                 raise ApplicationError(str(err), type="GatewayUnavailable") from err
-            if result.processing:
+            if result.processing or result.by_webhook:
+                # An India charge is settled by the issuer's webhook (E3-E4), relayed to the workflow, even when the
+                # lookup by key finds it already settled: recorded PROCESSING here, as when it was first made.
                 processing = self._processing(payment.id, request, result.charge_id)
                 log.info("charge processing with the issuer", amount=str(processing.amount),
                          currency=processing.currency, fx_rate=str(processing.fx_rate))

@@ -28,6 +28,7 @@ class ChargeResult(BaseModel):
     currency: str
     processing: bool = False  # India (RBI): the issuer settles later and says so by webhook (E3-E4)
     requires_authorization: bool = False  # above INR 15,000 the customer must authorize (E4)
+    by_webhook: bool = False  # the issuer's outcome is also POSTed as a webhook (an India charge, even once settled)
 
 
 class MandateResult(BaseModel):
@@ -377,4 +378,4 @@ class SandboxGateway:
 def _result(row: SandboxCharge) -> ChargeResult:
     return ChargeResult(charge_id=row.id, succeeded=row.outcome == "succeeded", failure_code=row.failure_code,
                         amount=round_money(row.amount, row.currency), currency=row.currency, processing=row.outcome == "processing",
-                        requires_authorization=row.requires_authorization)
+                        requires_authorization=row.requires_authorization, by_webhook=row.settles_at is not None)

@@ -15,7 +15,7 @@ ORGS = int(os.environ.get("FAULTS_ORGS", "1000"))
 KILLS = int(os.environ.get("FAULTS_KILLS", "10"))
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 async def test_month_end_survives_the_faults_with_nothing_lost_or_charged_twice():
     results = await harness.run(orgs=ORGS, kills=KILLS)
     harness.write(results)

@@ -19,7 +19,7 @@ from billing import webhooks
 from contracts.payments import ChargeRequest
 from store.gateway import GatewayUnavailable, IdempotencyConflict, UnknownToken, WebhookEvent, gateway_webhook_secret
 from store.gateway_http import HttpGateway
-from store.tables import Payment
+from store.tables import Invoice, Payment, PaymentMethod
 from tests.conftest import start_gateway_service
 from tests.factories import AT, DECLINED, INSUFFICIENT, SCA, VISA, card, closed_invoice, org_with_method, paypal
 
@@ -166,5 +166,33 @@ def test_charge_activity_after_a_timeout_after_charging_finds_the_charge_by_key_
         with db.session() as s:
             [payment] = s.exec(select(Payment)).all()
             assert (payment.status, payment.gateway_charge_id) == ("PAID", outcome.charge_id)
+    finally:
+        gateway.close()
+
+
+def test_an_india_charge_found_settled_by_key_waits_for_the_issuers_webhook(faulty, db):
+    """The lookup after a timeout finds an India charge the issuer has meanwhile settled: the payment is recorded
+    PROCESSING with the charge's id, and its outcome comes from the webhook (E3-E4), never from the lookup, which
+    would count INR against a USD invoice."""
+    gateway = HttpGateway(faulty("timeout_after").url, timeout=0.8)
+    try:
+        org_with_method(db, gateway, card(INDIA))
+        with db.session() as s:
+            token = s.exec(select(PaymentMethod.token)).one()
+        gateway.register_mandate(token=token, limit=Decimal("1400"), currency="USD", at=AT)
+        invoice = closed_invoice(db)
+        request = ChargeRequest(org_id="acme", invoice_id=invoice.id, invoice_number=invoice.number, attempt=1,
+                                idempotency_key=f"{invoice.number}:{uuid.uuid4()}", amount=Decimal("59.52"),
+                                currency="USD", charge_currency="INR", fx_rate=Decimal("83.20"), at=AT)
+        activities = PaymentActivities(db, gateway)
+        env = ActivityEnvironment()
+        with pytest.raises(ApplicationError):
+            env.run(activities.charge_payment, request)
+        gateway.due_webhooks(AT + timedelta(days=3))  # the issuer settles it meanwhile
+        assert gateway.charge_by_key(request.idempotency_key).succeeded
+        outcome = env.run(activities.charge_payment, request)
+        assert (outcome.status, outcome.currency, outcome.amount) == ("PROCESSING", "INR", Decimal("4952.06"))
+        with db.session() as s:
+            assert s.get(Invoice, invoice.id).amount_due == Decimal("59.52")
     finally:
         gateway.close()
