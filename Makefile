@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # xdist workers for `make test` (each has its own servers and ports; databases are per test).
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test test-fast test-later mutation venv clean
+.PHONY: run test test-fast test-later test-faults mutation venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
+
+# The fault suite (tests/faults): a month-end of 1,000 organizations through worker kills, a dev server restart,
+# gateway faults, a database cut and doubled triggers and webhooks; then its figures as a table.
+test-faults: $(STAMP)
+	BILLING_FAULT_SUITE=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 0 tests/faults; \
+	status=$$?; $(VENV)/bin/python -m tests.faults.report; exit $$status
 
 # The pure domain's tests (no server, no database) in seconds.
 test-fast: $(STAMP)

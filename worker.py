@@ -27,7 +27,8 @@ from activities.tax import TaxActivities
 from billing import config
 from billing.config import BillingDurations
 from store.db import Database
-from store.gateway import PaymentGateway, SandboxGateway
+from store.gateway import PaymentGateway
+from store.gateway_http import configured_gateway
 from billing.logging import configure_logging
 from contracts.codec import data_converter
 from contracts.clock import ClockInterceptor
@@ -113,7 +114,7 @@ async def main() -> None:
     db = Database(config.database_url())
     client = await connect()
     smtp = SmtpSettings(host=config.smtp_host(), port=config.smtp_port())
-    worker = build_worker(client, db, SandboxGateway(db), smtp)
+    worker = build_worker(client, db, configured_gateway(db), smtp)
     await worker.run()
 
 

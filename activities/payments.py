@@ -14,7 +14,8 @@ from activities._context import activity_log_context
 from activities.delivery import EventPublisher, dispatches_events, publish_invoice, publish_payment
 from contracts.delivery import EventType
 from store.db import Database
-from store.gateway import RBI_AUTHORIZATION_THRESHOLD, IdempotencyConflict, PaymentGateway, UnknownToken
+from store.gateway import (RBI_AUTHORIZATION_THRESHOLD, GatewayUnavailable, IdempotencyConflict, PaymentGateway,
+                           UnknownToken)
 from billing.money import round_money
 from store.queries import active_payment_method
 from store.tables import (Invoice, InvoiceForgiveness, InvoiceStatus, Payment, PaymentEvent, PaymentMethod,
@@ -95,7 +96,7 @@ class PaymentActivities:
     def charge_payment(self, request: ChargeRequest) -> ChargeOutcome:
         with activity_log_context(org_id=request.org_id, invoice=request.invoice_number,
                                   attempt=request.attempt) as log:
-            payment, token = self._open_attempt(request)
+            payment, token, opened_now = self._open_attempt(request)
             if payment.status in SETTLED_OR_PENDING:
                 log.info("charge already made", status=payment.status)
                 return _outcome(payment, self._requires_authorization(payment))
@@ -103,12 +104,27 @@ class PaymentActivities:
                 return _outcome(self._settle(payment.id, request, succeeded=False, charge_id=None,
                                              failure_code="no_payment_method"))
             try:
-                result = self.gateway.charge(idempotency_key=request.idempotency_key, token=token,
-                                             amount=payment.amount, currency=payment.currency, at=request.at,
-                                             usd_amount=request.amount, on_session=request.on_session)
+                result = None
+                if not opened_now:
+                    # An earlier execution opened this attempt and may have reached the gateway without hearing
+                    # back (a timeout, a crash): ask the gateway what became of the key before charging, as Kill
+                    # Bill's Janitor asks its plugin about a transaction in an unknown state (M3).
+                    result = self.gateway.charge_by_key(request.idempotency_key)
+                    if result is not None:
+                        log.info("charge found at the gateway by its key", charge_id=result.charge_id)
+                if result is None:
+                    result = self.gateway.charge(idempotency_key=request.idempotency_key, token=token,
+                                                 amount=payment.amount, currency=payment.currency, at=request.at,
+                                                 usd_amount=request.amount, on_session=request.on_session)
             except (UnknownToken, IdempotencyConflict) as err:
                 raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from err
-            if result.processing:
+            except GatewayUnavailable as err:
+                # The outcome is unknown: the activity's retry asks the gateway by key first (above).
+                log.warning("gateway did not answer", error=str(err))
+                raise ApplicationError(str(err), type="GatewayUnavailable") from err
+            if result.processing or result.by_webhook:
+                # An India charge is settled by the issuer's webhook (E3-E4), relayed to the workflow, even when the
+                # lookup by key finds it already settled: recorded PROCESSING here, as when it was first made.
                 processing = self._processing(payment.id, request, result.charge_id)
                 log.info("charge processing with the issuer", amount=str(processing.amount),
                          currency=processing.currency, fx_rate=str(processing.fx_rate))
@@ -119,11 +135,13 @@ class PaymentActivities:
                      amount=str(settled.amount), currency=settled.currency)
             return _outcome(settled)
 
-    def _open_attempt(self, request: ChargeRequest) -> tuple[Payment, str | None]:
-        """The payment row for this key, created NEW with the method on file if it is not there yet."""
+    def _open_attempt(self, request: ChargeRequest) -> tuple[Payment, str | None, bool]:
+        """The payment row for this key, created NEW with the method on file if it is not there yet; and whether
+        this call created it (else an earlier execution may already have asked the gateway)."""
         try:
             with self.db.session() as s:
                 payment = s.exec(select(Payment).where(Payment.idempotency_key == request.idempotency_key)).first()
+                opened_now = payment is None
                 if payment is None:
                     method = active_payment_method(s, request.org_id)
                     if request.method is not None:
@@ -150,7 +168,7 @@ class PaymentActivities:
                 token = None
                 if payment.payment_method_id is not None:
                     token = s.get(PaymentMethod, payment.payment_method_id).token
-                return payment, token
+                return payment, token, opened_now
         except IntegrityError:
             # A concurrent attempt with the same key created the row: the database refused a duplicate.
             return self._open_attempt(request)

@@ -66,6 +66,12 @@ async def receive_gateway_webhook(temporal: Client, db: Database, body: bytes, h
                 number = s.exec(select(Invoice.number).join(Payment, Payment.invoice_id == Invoice.id)
                                 .where(Payment.gateway_charge_id == event.charge_id)).first()
                 if number is None:
+                    # The issuer settled before our charge activity heard back from the gateway (a timeout after
+                    # charging): the payment is still NEW without the charge's id, but it has the key (M3). Its
+                    # workflow keeps the outcome until the activity records the charge.
+                    number = s.exec(select(Invoice.number).join(Payment, Payment.invoice_id == Invoice.id)
+                                    .where(Payment.idempotency_key == event.idempotency_key)).first()
+                if number is None:
                     receipt.outcome = f"ignored: no payment of ours has charge {event.charge_id}"
                 else:
                     try:

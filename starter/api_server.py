@@ -88,12 +88,12 @@ async def serve_standalone(host: str, port: int) -> None:
     environment, as the workers use them; no worker runs here."""
     from billing import config
     from store.db import Database
-    from store.gateway import SandboxGateway
+    from store.gateway_http import configured_gateway
     from worker import connect
 
     db = Database(config.database_url())
     client = await connect()
-    app = create_app(BillingClient(client, db, SandboxGateway(db)))
+    app = create_app(BillingClient(client, db, configured_gateway(db)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
     try:
         await server.serve()  # SIGTERM/SIGINT stop it gracefully (uvicorn's own handlers)

@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from billing import config
-from store import migrate
 from billing.logging import configure_logging
 from billing.permissions import ApiRole
 
@@ -53,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve-api", help="run the HTTP API on its own (compose's billing-api service)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+
+    gateway = commands.add_parser("gateway", help="the sandbox payment gateway as its own HTTP service")
+    gateway_commands = gateway.add_subparsers(dest="gateway_command", required=True)
+    gateway_serve = gateway_commands.add_parser("serve", help="serve it (ledger: BILLING_GATEWAY_DATABASE_URL; "
+                                                "faults: BILLING_GATEWAY_FAULTS; webhooks to BILLING_GATEWAY_WEBHOOK_URL)")
+    gateway_serve.add_argument("--host", default="127.0.0.1")
+    gateway_serve.add_argument("--port", type=int, default=8099)
+    gateway_serve.add_argument("--database-url", help="its ledger database (default: BILLING_GATEWAY_DATABASE_URL, "
+                                                      "else sqlite:///data/gateway.db)")
 
     keys = commands.add_parser("api-key", help="API keys (SPEC I2): create (shown once), list, revoke")
     key_commands = keys.add_subparsers(dest="key_command", required=True)
@@ -150,7 +158,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     except Exception as err:  # noqa: BLE001 (never a traceback)
         return _fail(f"invalid scenario: {_one_line(err)}")
     try:
-        output = await simulate(scenario, database_url=args.database_url)
+        output = await simulate(scenario, database_url=args.database_url, gateway_service=True)
     except Exception as err:  # noqa: BLE001 (a public interface: one line naming what failed, never a traceback)
         return _fail(_one_line(err))
     json.dump(output, sys.stdout, indent=2)
@@ -284,12 +292,12 @@ def _tax_check(args: argparse.Namespace) -> int:
 
 async def _client() -> Any:
     from store.db import Database
-    from store.gateway import SandboxGateway
+    from store.gateway_http import configured_gateway
     from services.client import BillingClient
     from worker import connect
 
     db = Database(config.database_url())
-    return BillingClient(await connect(), db, SandboxGateway(db))
+    return BillingClient(await connect(), db, configured_gateway(db))
 
 
 async def _billing_profile(client: Any, args: argparse.Namespace) -> Any:
@@ -372,6 +380,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "tax":
         return _tax_check(args) if args.tax_command == "check" else _tax_quote(args)
     if args.command == "db":
+        from store import migrate  # here: alembic takes seconds to import, which every other command would pay
+
         migrate.upgrade(config.database_url())
         return 0
     if args.command == "api-key":
@@ -380,6 +390,11 @@ async def _run(args: argparse.Namespace) -> int:
         from contracts.codec import new_key_line
 
         print(new_key_line(args.id))
+        return 0
+    if args.command == "gateway":
+        from starter.gateway_service import serve as serve_gateway
+
+        await serve_gateway(args.host, args.port, args.database_url)
         return 0
     if args.command == "serve-api":
         from starter.api_server import serve_standalone
@@ -432,9 +447,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "simulate":
         for handler in logging.getLogger().handlers:
             handler.addFilter(_TestServerCapabilityWarning())
-    from worker import install_runtime
+    if args.command != "gateway":  # the gateway service is no Temporal client
+        from worker import install_runtime
 
-    install_runtime()
+        install_runtime()
     code = asyncio.run(_run(args))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -153,7 +153,7 @@ def check_ports(ports: Mapping[str, int]) -> None:
 
 # --- children ------------------------------------------------------------------------------------
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A preexec_fn asking Linux to send the child SIGTERM when the runner dies, however it dies."""
     if not sys.platform.startswith("linux"):
         return None
@@ -224,8 +224,10 @@ class ChildProcess:
     """
 
     def __init__(self, name: str, command: Sequence[str], run_dir: Path, *, ports: Mapping[str, int],
-                 log_file: Path, marker: Path | None = None, stop_timeout: float = 15.0) -> None:
+                 log_file: Path, marker: Path | None = None, stop_timeout: float = 15.0,
+                 env: Mapping[str, str] | None = None) -> None:
         self.name = name
+        self.env = dict(env) if env is not None else None  # added to the runner's environment
         self.command = list(command)
         self.ports = dict(ports)
         self.log_file = log_file
@@ -291,7 +293,8 @@ class ChildProcess:
         with self.log_file.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
                 *self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent())
+                env={**os.environ, **self.env} if self.env is not None else None,
+                start_new_session=True, preexec_fn=die_with_parent())
         started = Found.of(self.process.pid)
         if started is not None:
             self._write_record(started, dies_with_runner=sys.platform.startswith("linux"))

@@ -23,17 +23,17 @@ from temporalio.worker import Worker
 
 from activities.email import SmtpSettings
 from billing import config
-from billing.config import parse_duration
 from store import migrate
 from store.db import Database
-from store.gateway import SandboxGateway
+from store.gateway_http import GATEWAY_URL_ENV, HttpGateway
 from billing.logging import configure_logging, get_logger
 from services.client import BillingClient
 from starter.api_server import DEMO_ORG, ApiServer, write_demo_env
 from starter.demo import seed_demo
 from starter.processes import ChildProcess, Conflict, binary, check_ports
 from starter.schedules import ensure_month_end_schedule
-from starter.webhooks import start_demo_webhooks
+from starter.gateway_service import DATABASE_URL_ENV, WEBHOOK_URL_ENV
+from starter.webhooks import GATEWAY_PATH, start_demo_webhooks
 from starter.temporal_setup import dev_server_flags, register_search_attributes
 from worker import build_worker, connect, install_runtime
 
@@ -125,6 +125,61 @@ class DevServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class GatewayChild:
+    """The sandbox gateway service (`billing gateway serve`) as a child process of the runner, on its own ledger
+    database `data/gateway.db`; it POSTs its India outcomes to our API's webhook endpoint (SPEC I5)."""
+
+    def __init__(self, data: Path, port: int, api_url: str) -> None:
+        self.db_file = data.resolve() / "gateway.db"
+        self.url = f"http://127.0.0.1:{port}"
+        command = [binary("billing"), "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if not os.environ.get(DATABASE_URL_ENV):  # else the child reads it (a password stays off its command line)
+            command += ["--database-url", f"sqlite:///{self.db_file}"]
+        # The issuer settles India charges after BILLING_RBI_PROCESSING (E4: days in life, minutes here).
+        env = {WEBHOOK_URL_ENV: api_url + GATEWAY_PATH,
+               "BILLING_RBI_PROCESSING": os.environ.get("BILLING_RBI_PROCESSING", "2m"),
+               "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
+        self.child = ChildProcess("sandbox-gateway", command, data / "run", ports={"GATEWAY_PORT": port},
+                                  log_file=data / "gateway.log", marker=self.db_file, stop_timeout=STOP_TIMEOUT,
+                                  env=env)
+
+    async def recover(self) -> bool:
+        """True when a healthy gateway on our ledger file, left by an earlier run, is reused."""
+        return await self.child.recover(self._healthy)
+
+    async def _healthy(self) -> bool:
+        gateway = HttpGateway(self.url, timeout=2.0)
+        try:
+            return await asyncio.to_thread(gateway.health)
+        finally:
+            gateway.close()
+
+    async def start(self, timeout: float) -> None:
+        if self.child.adopted is None:
+            await self.child.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not await self._healthy():
+            if self.child.process is not None and self.child.process.returncode is not None:
+                raise RunError(f"the sandbox gateway exited with code {self.child.process.returncode}",
+                               self.output_tail())
+            if loop.time() > deadline:
+                raise RunError(f"the sandbox gateway did not answer within {timeout:.0f} s", self.output_tail())
+            await asyncio.sleep(0.2)
+        log.info("sandbox gateway started", pid=self.child.pid, url=self.url, log_file=str(self.child.log_file))
+
+    async def exited(self) -> None:
+        code = await self.child.wait()
+        raise RunError("the sandbox gateway exited" + (f" with code {code}" if code is not None else ""),
+                       self.output_tail())
+
+    def output_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.child.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
 class MaildirSink(Mailbox):
     """Keeps every message the product sends as a file in a maildir and logs it."""
 
@@ -191,6 +246,14 @@ async def serve() -> None:
         if local_smtp:
             ports["SMTP_PORT"] = smtp.port  # aiosmtpd runs in this process: it ends with it
         ports["API_PORT"] = api_port
+        gateway_url = os.environ.get(GATEWAY_URL_ENV)  # an external gateway service, else our own child
+        gateway_child = None
+        if not gateway_url:
+            gateway_child = GatewayChild(data, int(os.environ.get("GATEWAY_PORT", "8099")),
+                                         f"http://127.0.0.1:{api_port}")
+            stack.push_async_callback(gateway_child.child.stop)
+            if not await gateway_child.recover():
+                ports.update(gateway_child.child.ports)
         ports["WEBHOOK_RECEIVER_PORT"] = int(os.environ.get("WEBHOOK_RECEIVER_PORT", "8001"))  # I6's demo receiver
         # Every port before anything starts: a clash is reported at once, not after a minute of startup.
         check_ports(ports)
@@ -223,9 +286,14 @@ async def serve() -> None:
 
         db = Database(url)
         stack.callback(db.dispose)
-        # The sandbox issuer settles India charges after BILLING_RBI_PROCESSING (E4: days in life, minutes here),
-        # then its signed webhook reaches the API over HTTP (I5).
-        gateway = SandboxGateway(db, rbi_processing=parse_duration(os.environ.get("BILLING_RBI_PROCESSING", "2m")))
+        if gateway_child is not None:
+            await _unless_ended(gateway_child.start(STARTUP_TIMEOUT), parts)
+            gateway_watch = asyncio.create_task(gateway_child.exited())
+            stack.callback(gateway_watch.cancel)  # runs before its stop: our own stop is not a failure
+            parts[gateway_watch] = "the sandbox gateway"
+            gateway_url = gateway_child.url
+        gateway = HttpGateway(gateway_url)
+        stack.callback(gateway.close)
         worker = build_worker(client, db, gateway, smtp)
         running = asyncio.create_task(worker.run())
         stack.push_async_callback(_stop_worker, worker, running)
@@ -240,12 +308,12 @@ async def serve() -> None:
         stack.push_async_callback(api.stop)
         parts[await api.start()] = "the HTTP API"
         demo_env = await asyncio.to_thread(write_demo_env, billing, data / "demo.env", api.url)
-        parts.update(await start_demo_webhooks(stack, billing, api.url, "127.0.0.1", ports["WEBHOOK_RECEIVER_PORT"],
-                                               DEMO_ORG))  # I5: gateway -> our endpoint; I6: our events -> a receiver
+        parts.update(await start_demo_webhooks(stack, billing, "127.0.0.1", ports["WEBHOOK_RECEIVER_PORT"],
+                                               DEMO_ORG))  # I6: our events -> a receiver
         log.info("http api started", url=api.url, docs=f"{api.url}/docs", demo_env=str(data / "demo.env"),
                  organization="demo", operator_key_in="BILLING_OPERATOR_KEY")
         log.info("billing engine ready; stop it with Ctrl-C", ui=ui_url, api=demo_env["BILLING_API_URL"],
-                 temporal=address,
+                 temporal=address, gateway=gateway_url,
                  namespace=config.temporal_namespace(), database=make_url(url).render_as_string(hide_password=True),
                  maildir=str(maildir.resolve()) if maildir else f"external SMTP {smtp.host}:{smtp.port}",
                  list_demo_workflows=_list_command(address))

@@ -26,7 +26,8 @@ from activities.invoices import commitment_state_of
 from store import migrate
 from billing.invoicing import period_before
 from store.db import Database
-from store.gateway import SandboxGateway
+from store.gateway import PaymentGateway, SandboxGateway
+from store.gateway_http import HttpGateway
 from billing.money import format_amount
 from billing.profiles import OrganizationIn
 from billing.credits import CreditLineState, elastic_billing_active
@@ -42,6 +43,7 @@ from starter.scenario import (ForgiveInvoiceEvent, PayNowEvent, RecordPaymentEve
                               ApplyActivationCode, AuthorizePayment, BuyFlexConsulting, ChangeSupportPlan, RetryPayment,
                               ReversePayment, RevokeMandate, Scenario, SetBillingContact, SetBillingProfile,
                               UpdatePaymentMethod, utc)
+from starter.gateway_service import GatewayServer
 from starter.processes import binary, free_port
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker
@@ -128,13 +130,13 @@ def month_ends(start: datetime, until: datetime) -> list[datetime]:
 
 class Simulation:
     def __init__(self, scenario: Scenario, env: WorkflowEnvironment, client: Client, clock: SimulatedClock,
-                 db: Database, task_queue: str, inbox: "_Inbox") -> None:
+                 db: Database, task_queue: str, inbox: "_Inbox", gateway: PaymentGateway) -> None:
         self.scenario = scenario
         self.env = env
         self.client = client
         self.clock = clock
         self.db = db
-        self.gateway = SandboxGateway(db, rbi_processing=scenario.config.rbi_processing)
+        self.gateway = gateway
         self.billing = BillingClient(client, db, self.gateway, clock=clock.now,
                                      task_queue=task_queue, durations=scenario.config)
         self.inbox = inbox
@@ -326,30 +328,48 @@ class Simulation:
 
 
 async def simulate(scenario: Scenario, database_url: str | None = None,
-                   history_sink: dict[str, WorkflowHistory] | None = None) -> dict[str, Any]:
+                   history_sink: dict[str, WorkflowHistory] | None = None,
+                   gateway_service: bool = False) -> dict[str, Any]:
     """Run `scenario` on a fresh database and a fresh time-skipping server; return the output document.
 
     `history_sink`, when given, receives every workflow's history by workflow ID (replay tests, audits).
+    `gateway_service`: charge through a sandbox gateway service of this run's own (a child process with a fresh
+    ledger, `billing gateway serve`), as `billing simulate` does; else through the in-process sandbox gateway on the
+    billing database. Every request carries the business clock's `at`, so both give the same document.
     """
     with tempfile.TemporaryDirectory(prefix="billing-sim-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'store.db'}"
+        service = None
+        if gateway_service:
+            service = GatewayServer(database_url=f"sqlite:///{Path(tmp) / 'gateway.db'}",
+                                    rbi_processing=scenario.config.rbi_processing, log_file=Path(tmp) / "gateway.log")
+            service.start()  # starting while the migrations run
         await asyncio.to_thread(migrate.upgrade, url)
         db = Database(url)
+        gateway: PaymentGateway = SandboxGateway(db, rbi_processing=scenario.config.rbi_processing)
         inbox = _Inbox()
         smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
         smtp.start()
-        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
-                                                            data_converter=data_converter())
         try:
+            env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=binary("temporal-test-server"), data_converter=data_converter())
+        except BaseException:
+            smtp.stop()
+            if service is not None:
+                service.stop()
+            raise
+        try:
+            if service is not None:
+                await service.ready()  # it started while the migrations and the test server did
+                gateway = HttpGateway(service.url)
             clock = await SimulatedClock.starting_at(env, utc(scenario.start))
             client = clock.client()
             await register_search_attributes(client)
             task_queue = f"simulate-{uuid.uuid4()}"
-            async with build_worker(client, db, SandboxGateway(db, rbi_processing=scenario.config.rbi_processing),
-                                    SmtpSettings(host="127.0.0.1", port=smtp.port), task_queue=task_queue,
-                                    durations=scenario.config):
+            async with build_worker(client, db, gateway, SmtpSettings(host="127.0.0.1", port=smtp.port),
+                                    task_queue=task_queue, durations=scenario.config):
                 with env.auto_time_skipping_disabled():
-                    simulation = Simulation(scenario, env, client, clock, db, task_queue, inbox)
+                    simulation = Simulation(scenario, env, client, clock, db, task_queue, inbox, gateway)
                     await simulation.run()
                     if history_sink is not None:
                         for workflow_id in (simulation.month_end_workflows + simulation.settlement_workflows
@@ -367,6 +387,10 @@ async def simulate(scenario: Scenario, database_url: str | None = None,
             await env.shutdown()
             smtp.stop()
             db.dispose()
+            if service is not None:
+                if isinstance(gateway, HttpGateway):
+                    gateway.close()
+                service.stop()
 
 
 def credit_report(rows: list[CreditLine], on: date, subscriptions: list[Subscription] = ()) -> list[dict[str, Any]]:

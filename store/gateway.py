@@ -28,6 +28,7 @@ class ChargeResult(BaseModel):
     currency: str
     processing: bool = False  # India (RBI): the issuer settles later and says so by webhook (E3-E4)
     requires_authorization: bool = False  # above INR 15,000 the customer must authorize (E4)
+    by_webhook: bool = False  # the issuer's outcome is also POSTed as a webhook (an India charge, even once settled)
 
 
 class MandateResult(BaseModel):
@@ -79,6 +80,11 @@ class UnknownToken(Exception):
     pass
 
 
+class GatewayUnavailable(Exception):
+    """No answer from the gateway (a timeout, a refused connection, a 5xx): the request may or may not have been
+    carried out. Retried with the same idempotency key after asking the gateway what became of it (M3)."""
+
+
 class PaymentGateway(Protocol):
     def tokenize_card(self, card: CardIn, at: datetime) -> TokenizedMethod: ...
 
@@ -87,9 +93,27 @@ class PaymentGateway(Protocol):
     def authenticate(self, token: str) -> None: ...
 
     def charge(self, *, idempotency_key: str, token: str, amount: Decimal, currency: str,
-               at: datetime, on_session: bool = False) -> ChargeResult: ...
+               at: datetime, usd_amount: Decimal | None = None, on_session: bool = False) -> ChargeResult: ...
+
+    def charge_by_key(self, idempotency_key: str) -> ChargeResult | None:
+        """The charge or refund made under this key, or None when the gateway has none (it was never made)."""
+        ...
 
     def refund(self, *, idempotency_key: str, charge_id: str, at: datetime) -> ChargeResult: ...
+
+    def register_mandate(self, *, token: str, limit: Decimal, currency: str, at: datetime) -> MandateResult: ...
+
+    def revoke_mandate(self, *, mandate_id: str, at: datetime) -> None: ...
+
+    def authorize(self, *, charge_id: str, at: datetime) -> None: ...
+
+    def cancel(self, *, charge_id: str, at: datetime) -> None: ...
+
+    def next_webhook_at(self) -> datetime | None: ...
+
+    def due_webhooks(self, now: datetime) -> list[SignedWebhook]: ...
+
+    def webhook_delivered(self, charge_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -111,6 +135,15 @@ TEST_CARDS: dict[str, _TestCard] = {
 _DEFAULT_CARD = _TestCard("succeed", "US")
 VERIFICATION_AMOUNT = Decimal("1.00")  # SPEC A5: a 1.00 USD verification charge, refunded at once
 RBI_AUTHORIZATION_THRESHOLD = Decimal("15000")  # INR: above it the customer must authorize (SPEC E4)
+
+
+LEDGER_TABLES = [SandboxToken.__table__, SandboxMandate.__table__, SandboxCharge.__table__]
+
+
+def create_ledger(db: Database) -> None:
+    """The gateway service's own database: only its ledger tables (the billing database has them through its
+    migrations, for the in-process gateway)."""
+    SandboxCharge.metadata.create_all(db.engine, tables=LEDGER_TABLES)
 
 
 class SandboxGateway:
@@ -327,6 +360,10 @@ class SandboxGateway:
             return None if vault.authenticated or on_session else "authentication_required"
         return vault.behaviour
 
+    def charge_by_key(self, idempotency_key: str) -> ChargeResult | None:
+        row = self._by_key(idempotency_key)
+        return None if row is None else _result(row)
+
     def _by_key(self, key: str) -> SandboxCharge | None:
         with self.db.session() as s:
             return s.exec(select(SandboxCharge).where(SandboxCharge.idempotency_key == key)).first()
@@ -340,5 +377,5 @@ class SandboxGateway:
 
 def _result(row: SandboxCharge) -> ChargeResult:
     return ChargeResult(charge_id=row.id, succeeded=row.outcome == "succeeded", failure_code=row.failure_code,
-                        amount=row.amount, currency=row.currency, processing=row.outcome == "processing",
-                        requires_authorization=row.requires_authorization)
+                        amount=round_money(row.amount, row.currency), currency=row.currency, processing=row.outcome == "processing",
+                        requires_authorization=row.requires_authorization, by_webhook=row.settles_at is not None)

@@ -186,3 +186,30 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+def start_gateway_service(ledger: Path, **options) -> "GatewayServer":
+    """`billing gateway serve` as a child process on a free port with a ledger of its own; ready when returned."""
+    from starter.gateway_service import GatewayServer
+
+    server = GatewayServer(database_url=f"sqlite:///{ledger}", log_file=ledger.with_suffix(".log"), **options)
+    server.start()
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def gateway_service(tmp_path_factory) -> Iterator["GatewayServer"]:
+    """One sandbox gateway service per test process (xdist worker), without faults: its tests use keys and tokens
+    of their own, so they share it."""
+    server = start_gateway_service(tmp_path_factory.mktemp("gateway") / "gateway.db")
+    yield server
+    server.stop()
+
+
+# The fault suite runs on its own (`make test-faults`: minutes, every CPU), never inside `make test`.
+collect_ignore_glob = [] if os.environ.get("BILLING_FAULT_SUITE") else ["faults/*"]

@@ -21,14 +21,17 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 async def run_scenario(scenario: Scenario | str | Path, database_url: str | None,
-                       history_sink: dict[str, WorkflowHistory] | None = None) -> dict[str, Any]:
+                       history_sink: dict[str, WorkflowHistory] | None = None,
+                       gateway_service: bool = False) -> dict[str, Any]:
     """Simulate a scenario (a parsed one, or a file, relative to tests/scenarios/) on an empty database and check
     its ledger. The database is always named: tests pass the `new_database` fixture's (SQLite and PostgreSQL);
-    None is the simulator's own temporary SQLite file (tools such as tests.record_histories)."""
+    None is the simulator's own temporary SQLite file (tools such as tests.record_histories). `gateway_service`:
+    through a sandbox gateway service of the run's own, as `billing simulate` does."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(str(SCENARIOS / scenario))
     histories: dict[str, WorkflowHistory] = {} if history_sink is None else history_sink
-    output = await simulate(scenario, database_url=database_url, history_sink=histories)
+    output = await simulate(scenario, database_url=database_url, history_sink=histories,
+                            gateway_service=gateway_service)
     assert_every_cent_accounted(output)
     assert_no_secrets(histories.values(), card_secrets(scenario), cvcs(scenario))  # A6, D2: in decoded payloads
     return output

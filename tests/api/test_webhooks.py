@@ -15,7 +15,8 @@ from billing import webhooks
 from billing.permissions import ApiRole
 from services.client import BillingClient
 from starter.processes import free_port
-from starter.webhooks import GATEWAY_PATH, GatewayWebhookSender
+from starter.gateway_service import GatewayWebhookSender
+from starter.webhooks import GATEWAY_PATH
 from store.gateway import WebhookEvent, gateway_webhook_secret, sign_webhook
 from store.tables import WebhookEndpoint, WebhookReceipt
 from tests.api.conftest import NOW, auth

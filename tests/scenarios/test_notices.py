@@ -110,7 +110,7 @@ def test_the_cli_exits_2_with_one_line_naming_the_event_never_a_traceback(tmp_pa
 
 
 async def test_the_cli_maps_an_unexpected_failure_to_exit_2_naming_what_failed(monkeypatch, capsys):
-    async def broken(scenario, database_url=None):
+    async def broken(scenario, database_url=None, gateway_service=False):
         err = RuntimeError("the worker went away\nsecond line of detail")
         err.add_note("events[3] (pay_now for acme at 2025-02-03T10:00:00Z)")
         raise err

@@ -193,10 +193,11 @@ def _environment(data: Path) -> tuple[dict[str, str], int, int, int]:
     """The embedded defaults on free ports and a data directory of the test's own."""
     port, ui_port, smtp_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "SMTP_HOST") and not k.startswith("TEMPORAL_")}
+           if k not in ("DATABASE_URL", "SMTP_HOST", "BILLING_GATEWAY_URL") and not k.startswith("TEMPORAL_")}
     env.update(BILLING_DATA_DIR=str(data), TEMPORAL_PORT=str(port), TEMPORAL_UI_PORT=str(ui_port),
                SMTP_PORT=str(smtp_port), LOG_LEVEL="INFO", API_PORT=str(free_port()),
-               SDK_METRICS_PORT=str(free_port()), WEBHOOK_RECEIVER_PORT=str(free_port()), BILLING_RBI_PROCESSING="5s")
+               SDK_METRICS_PORT=str(free_port()), WEBHOOK_RECEIVER_PORT=str(free_port()), GATEWAY_PORT=str(free_port()),
+               BILLING_RBI_PROCESSING="5s")
     env.pop("BILLING_SDK_METRICS_ADDRESS", None)
     env.pop("BILLING_CODEC_KEYS", None)
     return env, port, ui_port, smtp_port

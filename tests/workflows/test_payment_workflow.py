@@ -25,8 +25,10 @@ class CrashAfterCharge(SandboxGateway):
     def __init__(self, db, crashes: int = 1) -> None:
         super().__init__(db)
         self.crashes = crashes
+        self.charge_calls: list[str] = []
 
     def charge(self, **kwargs):
+        self.charge_calls.append(kwargs["idempotency_key"])
         result = super().charge(**kwargs)
         if self.crashes > 0 and not kwargs.get("verification"):
             self.crashes -= 1
@@ -96,13 +98,15 @@ async def test_declined_card_fails_emails_and_pays_after_update_and_retry_signal
 
 async def test_charge_activity_lost_after_gateway_charged_is_retried_and_charges_once(
         time_skipping_env, db, smtp, task_queue):
-    gateway = CrashAfterCharge(db, crashes=2)
+    gateway = CrashAfterCharge(db, crashes=1)
     org_with_method(db, gateway, card(VISA))
     invoice = closed_invoice(db)
     async with build_worker(time_skipping_env.client, db, gateway, smtp, task_queue=task_queue):
         _, handle = await _run(time_skipping_env, db, gateway, smtp, task_queue, invoice)
         state = await handle.result()
-    assert gateway.crashes == 0  # the activity really was cut off twice
+    assert gateway.crashes == 0  # the activity really was cut off after the charge
+    # The retry asked the gateway for the charge by its key and found it: no second charge request (M3).
+    assert [key for key in gateway.charge_calls if key.startswith(invoice.number)] == [f"{invoice.number}:1"]
     assert state.status == "PAID"
     invoice_charges = [c for c in gateway.charges() if c.idempotency_key.startswith(invoice.number)]
     assert len(invoice_charges) == 1
