@@ -4,10 +4,12 @@ import inspect
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import structlog
 
+import billing.logging
 from billing.logging import configure_logging, get_logger, mask_card_numbers, redact_card_data
 
 
@@ -184,6 +186,9 @@ def test_configure_logging_leaves_other_handlers_alone(pristine):
     assert other in logging.getLogger().handlers
 
 
+# mutmut runs billing/ from its mutants/ copy, where every function is called through a trampoline: one stack frame
+# more between the caller and get_logger, so the caller's name cannot be found there and this test says nothing.
+@pytest.mark.skipif("mutants" in Path(billing.logging.__file__).parts, reason="mutmut's trampoline adds a frame")
 def test_get_logger_is_named_after_the_calling_module(captured):
     get_logger().info("here")
     namespace = {"get_logger": get_logger}  # code run without a module name
