@@ -195,3 +195,10 @@ def test_get_logger_is_named_after_the_calling_module(captured):
     exec("get_logger().info('there')", namespace)
     assert [(line["event"], line["logger"]) for line in lines(captured)] == [
         ("here", "tests.billing.test_logging"), ("there", "billing")]
+
+
+def test_the_default_level_is_info(pristine):
+    configure_logging(stream=pristine)
+    get_logger("billing.test").debug("hidden")
+    get_logger("billing.test").info("shown")
+    assert [line["event"] for line in lines(pristine)] == ["shown"]

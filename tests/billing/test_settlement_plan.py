@@ -210,3 +210,10 @@ def test_a_tax_invoice_restates_the_usage_and_tax_lines_and_is_not_due_when_cred
     assert (tax_invoice.usage, tax_invoice.billed_usage, tax_invoice.tax_lines, tax_invoice.amount_due) == (
         Decimal("548.22"), Decimal("913.70"), [TaxLine(name="VAT", rate=Decimal("0.19"), amount=Decimal("173.60"))],
         Decimal("0"))
+
+
+def test_a_tax_invoice_of_a_card_paid_subscription_is_not_due_by_transfer():
+    # An elastic subscription in its term gets a tax invoice (D5), but the card pays the cloud invoice (CLOSED).
+    plan = settle_usage("600", sub=subscribed(SubscriptionType.ELASTIC), tax_for=flat_tax(Decimal("0.19")))
+    assert (plan.billing_mode, plan.status, plan.amount_due) == ("card", "CLOSED", Decimal("714.00"))
+    assert (plan.tax_invoice.total, plan.tax_invoice.amount_due) == (Decimal("652.38"), Decimal("0"))
