@@ -229,7 +229,8 @@ def test_paypal_email_lengths_are_limited(email):
     ("3400", "amex"), ("3700", "amex"), ("3500", "unknown"), ("5000", "unknown"), ("5100", "mastercard"),
     ("5500", "mastercard"), ("5600", "unknown"), ("2220999999999999", "unknown"), ("222", "unknown"),
     ("6011", "discover"), ("6012", "unknown"), ("6500", "discover"), ("6400", "unknown"), ("", "unknown"),
-    ("4", "visa"), ("4242-4242", "visa"), ("3-4", "amex"),
+    ("4", "visa"), ("4242-4242", "visa"), ("3-4", "amex"), ("2221", "mastercard"), ("2720", "mastercard"),
+    ("2721", "unknown"),
 ])
 def test_card_brand_at_the_edges_of_each_range(number, brand):
     assert card_brand(number) == brand

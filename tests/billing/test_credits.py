@@ -209,3 +209,33 @@ def test_the_dated_amounts_must_add_up_to_the_amount():
 def test_a_line_cuts_the_period_when_it_starts_or_ends_inside_it(start, end, cuts):
     credit = CreditLineState(position=1, kind="prepaid", amount=Decimal("1.00"), start=start, end=end)
     assert line_cuts_period(credit, date(2024, 3, 1), date(2024, 3, 31)) is cuts
+
+
+def test_what_is_refused_says_why():
+    with pytest.raises(TypeError, match="^money is Decimal, never float$"):
+        draw_credits([line(1, "1.00")], 0.5, ON)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^the amount to draw must be a Decimal rounded to the USD minor unit, "
+                                         r"got Decimal\('0.005'\)$"):
+        draw_credits([line(1, "1.00")], Decimal("0.005"), ON)
+    with pytest.raises(ValueError, match="^the amount to draw must not be negative, got -1.00$"):
+        draw_credits([line(1, "1.00")], Decimal("-1.00"), ON)
+    with pytest.raises(ValueError, match="^the amount to draw must be a Decimal rounded to the USD minor unit, got 5$"):
+        draw_credits([line(1, "1.00")], 5, ON)  # type: ignore[arg-type]  # an int is not money either
+    with pytest.raises(ValidationError) as refused:
+        CreditLineState(position=1, kind="prepaid", amount=100.0, start=ON, end=ON)  # type: ignore[arg-type]
+    assert [(e["loc"], e["msg"]) for e in refused.value.errors()] == [
+        (("amount",), "Value error, money is Decimal, never float")]
+    eur = CreditLineState(position=1, kind="prepaid", amount=Decimal("1.00"), start=ON, end=ON, currency="EUR")
+    with pytest.raises(CurrencyMismatch, match="^cannot draw USD from credit line 1 in EUR$"):
+        draw_credits([eur], Decimal("1.00"), ON)
+
+
+def test_nothing_dated_draws_nothing():
+    result = draw_credits([line(1, "5.00")], Decimal("0.00"), ON, dated=[])
+    assert (result.draws, result.covered, result.uncovered, result.pieces, result.elastic_billing_active) == (
+        [], Decimal("0.00"), Decimal("0"), [], False)
+
+
+def test_a_line_with_less_than_a_dollar_left_still_counts_as_credit():
+    assert elastic_billing_active([line(1, "0.50")], ON) is False
+    assert elastic_billing_active([line(1, "0.00")], ON) is True

@@ -9,7 +9,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.credits import CreditLineState, DatedAmount, date_by_usage, draw_credits, usage_by_span, usage_days
+from billing.credits import (CreditLineState, DatedAmount, _split_at, date_by_usage, draw_credits, usage_by_span,
+                             usage_days)
 from tests.scenario_harness import closed_invoices, run_scenario
 
 D = Decimal
@@ -156,3 +157,42 @@ async def test_simulated_credit_lines_cover_the_usage_dated_inside_them(new_data
     [table] = output["credits"]
     assert [(line["used"], line["remaining"], line["status"]) for line in table["lines"]] == [
         ("150.00", "350.00", "expired"), ("120.00", "380.00", "active")]
+
+
+def test_usage_by_span_sums_each_span_even_when_only_the_start_or_the_end_is_shared():
+    feb_1, jan_16 = date(2027, 2, 1), date(2027, 1, 16)
+    same_start = [("web", JAN_1, jan_16), ("etl", JAN_1, feb_1), ("web", JAN_1, feb_1)]
+    assert usage_by_span(same_start, [D("1.00"), D("2.00"), D("3.00")], D("6.00"), start=1, end=2) == [
+        DatedAmount(first=JAN_1, last=date(2027, 1, 15), amount=D("1.00")),
+        DatedAmount(first=JAN_1, last=JAN_31, amount=D("5.00"))]
+    same_end = [("web", jan_16, feb_1), ("etl", JAN_1, feb_1)]
+    assert usage_by_span(same_end, [D("1.00"), D("2.00")], D("3.00"), start=1, end=2) == [
+        DatedAmount(first=JAN_1, last=JAN_31, amount=D("2.00")),
+        DatedAmount(first=jan_16, last=JAN_31, amount=D("1.00"))]
+
+
+def test_spans_without_usage_carry_no_share():
+    week = DatedAmount(first=JAN_1, last=date(2027, 1, 7), amount=D("0.00"))
+    rest = DatedAmount(first=date(2027, 1, 8), last=JAN_31, amount=D("3.00"))
+    assert date_by_usage(D("10.00"), [week, rest], JAN_1, JAN_31) == [rest.model_copy(update={"amount": D("10.00")})]
+    assert date_by_usage(D("10.00"), [week], JAN_1, JAN_31) == [DatedAmount(first=JAN_1, last=JAN_31,
+                                                                            amount=D("10.00"))]
+    # Under a dollar is usage all the same.
+    cents_only = DatedAmount(first=JAN_1, last=date(2027, 1, 7), amount=D("0.50"))
+    assert [span.amount for span in date_by_usage(D("10.00"), [cents_only, rest], JAN_1, JAN_31)] == [
+        D("1.43"), D("8.57")]
+
+
+def test_a_cut_on_a_span_first_day_leaves_it_whole():
+    span = DatedAmount(first=JAN_1, last=JAN_31, amount=D("31.00"))
+    assert _split_at([span], [JAN_1], "USD") == [span]
+    assert _split_at([span], [date(2027, 1, 2)], "USD") == [
+        DatedAmount(first=JAN_1, last=JAN_1, amount=D("1.00")),
+        DatedAmount(first=date(2027, 1, 2), last=JAN_31, amount=D("30.00"))]
+
+
+def test_a_used_up_line_takes_no_piece():
+    spent = line(0, "100.00", JAN_1, JAN_31, used="100.00")
+    result = draw_credits([spent, line(1, "50.00", JAN_1, JAN_31)], D("31.00"), JAN_31, dated=january("31.00"))
+    assert [(piece.first, piece.last, piece.amount, piece.position) for piece in result.pieces] == [
+        (JAN_1, JAN_31, D("31.00"), 1)]

@@ -90,6 +90,7 @@ def test_usage_that_is_not_finite_is_refused():
     (datetime(2027, 3, 15, 12, tzinfo=timezone.utc), "2027-03", "2027-02"),
     (datetime(2027, 1, 1, tzinfo=timezone.utc), "2026-12", "2026-12"),
     (datetime(2027, 2, 28, 23, 59, tzinfo=timezone.utc), "2027-02", "2027-01"),
+    (datetime(2027, 3, 2, tzinfo=timezone.utc), "2027-03", "2027-02"),  # the 1st has ended: March is under way
 ])
 def test_the_period_before_a_moment_and_the_last_closed_one(moment, before, closed):
     assert period_before(moment) == before

@@ -301,3 +301,12 @@ def test_allocate_error_messages_and_exact_splits():
         "0.02", "0.04", "0.04"]
     assert [str(p) for p in allocate(Money.of("0.05", "USD"), [Decimal(1), Decimal(1), Decimal(1)])] == [
         "0.02", "0.02", "0.01"]
+
+
+def test_allocate_is_exact_beyond_the_default_decimal_precision():
+    # 40 significant digits: the default decimal context (28 digits) would round the minor units silently.
+    total = Money(Decimal("1" * 38 + ".01"), "USD")
+    parts = allocate(total, [Decimal(1), Decimal(2)])
+    assert [part.amount for part in parts] == [Decimal("3703703703703703703703703703703703703.67"),
+                                               Decimal("7407407407407407407407407407407407407.34")]
+    assert sum_money(parts, "USD") == total

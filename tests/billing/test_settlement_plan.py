@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.credits import CreditLineState
+from billing.credits import CreditLineState, DatedAmount
 from billing.invoicing import price_usage
 from billing.money import round_money
 from billing.settlement import Subscribed, settle
@@ -115,3 +115,105 @@ def test_usage_covered_by_credits_is_prepaid_and_paid():
         "PREPAID", True, Decimal("0.00"))
     assert (settled["card"].status, settled["card"].paid, settled["card"].amount_due) == (
         "CLOSED", False, Decimal("600.00"))
+
+
+def subscribed(kind: SubscriptionType, currency: str = "EUR", state: CommitmentState | None = None,
+               term_start: date = date(2027, 3, 1)) -> Subscribed:
+    return Subscribed(terms=SubscriptionTerms(type=kind, term_start=term_start, term_months=12,
+                                              commitment=Decimal("12000.00"), currency=currency),
+                      state=state or CommitmentState())
+
+
+def settle_usage(amount: str, **given) -> object:
+    arguments = {"period": PERIOD, "priced": price_usage([("web", "Atlas", Decimal(amount), Decimal("1"))]),
+                 "sub": None, "support": [], "tax_for": flat_tax(Decimal("0")), "activation": None, "credits": [],
+                 "fx_rate": {"EUR": Decimal("0.9137")}.__getitem__}
+    return settle(**(arguments | given))
+
+
+def test_the_commitment_state_carried_in_is_the_one_billed_against():
+    # Month 2 of the term, 300.00 banked in month 1 (D4): an overage of 200.00 is covered from the bank.
+    state = CommitmentState(bank=Decimal("300.00"), banked_total=Decimal("300.00"), cumulative_usage=Decimal("700.00"),
+                            cumulative_billed=Decimal("1000.00"), months_billed=1)
+    plan = settle_usage("1200", sub=subscribed(SubscriptionType.MONTHLY_COMMITMENT, term_start=date(2027, 2, 1),
+                                               state=state))
+    assert (plan.billing.bank_used, plan.billed_usage, plan.billing.state.bank) == (
+        Decimal("200.00"), Decimal("1000.00"), Decimal("100.00"))
+    assert plan.explanation == plan.billing.explanation  # billed differs from usage: the invoice says why
+    assert plan.explanation == ("Usage 1,200.00 above the monthly commitment 1,000.00: the 200.00 overage covered "
+                                "from the bank, billed 1,000.00, 100.00 still banked")
+
+
+def test_a_marketplace_subscription_is_invoiced_through_the_marketplace_untaxed():
+    plan = settle_usage("600", sub=subscribed(SubscriptionType.MARKETPLACE, currency="USD"),
+                        tax_for=flat_tax(Decimal("0.19")))
+    assert (plan.billing_mode, plan.status, plan.tax_lines, plan.tax, plan.invoiced, plan.amount_due) == (
+        "marketplace", "INVOICED", [], Decimal("0"), Decimal("600.00"), Decimal("0"))
+    assert type(plan.tax) is Decimal and plan.tax_invoice is None
+    assert plan.explanation is None  # billed as used: nothing to explain
+
+
+def test_support_is_billed_on_the_usage_and_adds_to_the_invoice():
+    support = [PlanPeriod(plan=SupportPlan.DEVELOPER, start=date(2027, 1, 1))]
+    plan = settle_usage("600", support=support, tax_for=flat_tax(Decimal("0.19")))
+    # B1: 20% of 600.00 = 120.00 above the 49.00 minimum, for the whole of March; taxed with the usage (C4).
+    assert [(line.plan, line.days, line.amount) for line in plan.support_lines] == [("developer", 31, Decimal("120.00"))]
+    assert (plan.usage, plan.billed_usage, plan.tax, plan.total, plan.amount_due) == (
+        Decimal("720.00"), Decimal("720.00"), Decimal("136.80"), Decimal("856.80"), Decimal("856.80"))
+    assert settle_usage("600").support_lines == []
+
+
+def test_no_credit_lines_no_drawdown_and_a_total_of_one_dollar_is_drawn():
+    assert settle_usage("600").drawdown is None
+    credit = CreditLineState(position=0, kind="prepaid", amount=Decimal("5.00"), start=date(2027, 1, 1),
+                             end=date(2027, 12, 31))
+    plan = settle_usage("1", credits=[credit])
+    assert (plan.status, plan.credits_applied, plan.drawdown.covered, plan.drawdown.lines[0].used) == (
+        "PREPAID", Decimal("1.00"), Decimal("1.00"), Decimal("1.00"))
+
+
+def test_credits_cover_the_usage_by_its_own_dates():
+    # D3: the line expires on the 10th; the usage was all before it, so the line covers it although it has
+    # expired by the end of the period.
+    credit = CreditLineState(position=0, kind="promotional", amount=Decimal("1000.00"), start=date(2027, 1, 1),
+                             end=date(2027, 3, 10))
+    spans = [DatedAmount(first=date(2027, 3, 1), last=date(2027, 3, 5), amount=Decimal("600.00"))]
+    plan = settle_usage("600", credits=[credit], usage_spans=spans)
+    assert (plan.status, plan.credits_applied, plan.amount_due) == ("PREPAID", Decimal("600.00"), Decimal("0"))
+    assert [(p.first, p.last, p.amount, p.position) for p in plan.drawdown.pieces] == [
+        (date(2027, 3, 1), date(2027, 3, 5), Decimal("600.00"), 0)]
+    undated = settle_usage("600", credits=[credit])  # dated over the month: 10 of its 31 days are covered
+    assert (undated.status, undated.credits_applied) == ("CLOSED", Decimal("193.55"))
+
+
+def test_a_usd_subscription_gets_a_usd_tax_invoice_without_a_rate_and_credits_are_not_due_again():
+    credit = CreditLineState(position=0, kind="prepaid", amount=Decimal("100.00"), start=date(2027, 1, 1),
+                             end=date(2027, 12, 31))
+    # fx_rate knows EUR only: a USD tax invoice must not ask for a rate.
+    plan = settle_usage("600", sub=subscribed(SubscriptionType.MONTHLY_COMMITMENT, currency="USD"), credits=[credit])
+    tax_invoice = plan.tax_invoice
+    assert (plan.status, plan.total, plan.credits_applied, plan.invoiced) == (
+        "INVOICED", Decimal("1000.00"), Decimal("100.00"), Decimal("900.00"))
+    assert (tax_invoice.currency, tax_invoice.fx_rate, tax_invoice.usage, tax_invoice.billed_usage,
+            tax_invoice.tax_lines, tax_invoice.tax, tax_invoice.total, tax_invoice.amount_due) == (
+        "USD", None, Decimal("600.00"), Decimal("1000.00"), [], Decimal("0"), Decimal("1000.00"), Decimal("900.00"))
+    assert type(tax_invoice.tax) is Decimal and type(plan.tax) is Decimal
+
+
+def test_a_tax_invoice_restates_the_usage_and_tax_lines_and_is_not_due_when_credits_paid_it():
+    credit = CreditLineState(position=0, kind="prepaid", amount=Decimal("5000.00"), start=date(2027, 1, 1),
+                             end=date(2027, 12, 31))
+    plan = settle_usage("600", sub=subscribed(SubscriptionType.MONTHLY_COMMITMENT), credits=[credit],
+                        tax_for=flat_tax(Decimal("0.19")))
+    tax_invoice = plan.tax_invoice
+    assert (plan.status, plan.credits_applied) == ("PREPAID", Decimal("1190.00"))
+    assert (tax_invoice.usage, tax_invoice.billed_usage, tax_invoice.tax_lines, tax_invoice.amount_due) == (
+        Decimal("548.22"), Decimal("913.70"), [TaxLine(name="VAT", rate=Decimal("0.19"), amount=Decimal("173.60"))],
+        Decimal("0"))
+
+
+def test_a_tax_invoice_of_a_card_paid_subscription_is_not_due_by_transfer():
+    # An elastic subscription in its term gets a tax invoice (D5), but the card pays the cloud invoice (CLOSED).
+    plan = settle_usage("600", sub=subscribed(SubscriptionType.ELASTIC), tax_for=flat_tax(Decimal("0.19")))
+    assert (plan.billing_mode, plan.status, plan.amount_due) == ("card", "CLOSED", Decimal("714.00"))
+    assert (plan.tax_invoice.total, plan.tax_invoice.amount_due) == (Decimal("652.38"), Decimal("0"))

@@ -229,3 +229,65 @@ def test_a_monthly_commitment_shows_what_it_billed_and_what_it_banked():
         "start": date(2024, 11, 1), "end": date(2025, 1, 31), "currency": "USD"}
     fresh = commitment_credit_lines(t, CommitmentState())
     assert [(line.used, line.amount) for line in fresh] == [(D("0"), D("1000.00")), (D("0"), D("0"))]
+
+
+S, M, F = CommitmentState, SubscriptionType.MONTHLY_COMMITMENT, SubscriptionType.FLEX_COMMITMENT
+
+
+@pytest.mark.parametrize("kind, commitment, months, state, usage, period, invoiced, explanation", [
+    (M, "12000.00", 12, S(), "1000.00", "2024-01", True,
+     "Usage 1,000.00 equal to the monthly commitment 1,000.00: billed the commitment"),
+    (M, "12000.00", 12, S(), "600.00", "2024-01", True,
+     "Usage 600.00 below the monthly commitment 1,000.00: billed the commitment, 400.00 banked"),
+    (M, "12000.00", 12, S(), "1300.00", "2024-01", True,
+     "Usage 1,300.00 above the monthly commitment 1,000.00: the 300.00 overage billed on top of the commitment, "
+     "1,300.00 in all"),
+    (M, "12000.00", 12, S(bank=D("500.00"), banked_total=D("500.00"), months_billed=1), "1300.00", "2024-02", True,
+     "Usage 1,300.00 above the monthly commitment 1,000.00: the 300.00 overage covered from the bank, "
+     "billed 1,000.00, 200.00 still banked"),
+    (M, "12000.00", 12, S(bank=D("100.00"), banked_total=D("100.00"), months_billed=1), "1300.00", "2024-02", True,
+     "Usage 1,300.00 above the monthly commitment 1,000.00: 100.00 of the 300.00 overage covered from the bank, "
+     "billed 1,200.00"),
+    (F, "1200.00", 3, S(cumulative_usage=D("100.00"), months_billed=1), "100.00", "2024-02", True,
+     "Flex commitment month 2 of 3: usage 100.00 billed"),
+    (F, "1200.00", 3, S(cumulative_usage=D("200.00"), months_billed=2), "100.00", "2024-03", True,
+     "Flex commitment month 3 of 3: usage 100.00 plus 900.00 of unused commitment (300.00 of 1,200.00 used) "
+     "billed, 1,000.00 in all"),
+    (F, "1200.00", 3, S(cumulative_usage=D("1000.00"), months_billed=2), "200.00", "2024-03", True,
+     "Flex commitment month 3 of 3: usage 200.00 billed, commitment 1,200.00 used in full"),
+    (M, "12000.00", 12, S(), "5.00", "2025-02", False,
+     "2025-02 is outside the monthly commitment term (2024-01-01 to 2024-12-31): usage 5.00 billed as it goes"),
+    (SubscriptionType.ELASTIC, "0.00", 12, S(), "5.00", "2024-01", False,
+     "Elastic subscription: usage 5.00 billed as it goes"),
+    (SubscriptionType.PREPAID, "0.00", 12, S(), "5.00", "2024-01", False,
+     "Prepaid subscription: usage 5.00 billed, paid from the prepaid credits while they last"),
+])
+def test_each_month_explains_what_it_billed(kind, commitment, months, state, usage, period, invoiced, explanation):
+    result = bill_period(terms(kind, commitment, months), state, D(usage), period)
+    assert (result.explanation, result.invoiced_under_subscription) == (explanation, invoiced)
+
+
+def test_what_bill_period_refuses_says_why():
+    t = terms(M, "12000.00")
+    with pytest.raises(ValueError, match=r"^a period's usage must be a Decimal rounded to the USD minor unit, "
+                                         r"got Decimal\('1.001'\)$"):
+        bill_period(t, S(), D("1.001"), "2024-01")
+    with pytest.raises(ValueError, match=r"^a billing period is 'YYYY-MM', got '2024-13'$"):
+        bill_period(t, S(), D("1.00"), "2024-13")
+    with pytest.raises(ValueError, match="^2024-03 is month 3 of the term but the commitment state has 1 months "
+                                         "billed: a month was skipped or is being billed twice$"):
+        bill_period(t, S(months_billed=1), D("1.00"), "2024-03")
+
+
+def test_months_counted_before_a_late_activation_keep_the_bank():
+    t = terms(M, "12000.00", start=date(2027, 1, 1))
+    state = S(bank=D("400.00"), banked_total=D("400.00"), cumulative_usage=D("600.00"),
+              cumulative_billed=D("1000.00"), months_billed=1)
+    moved = count_months_billed_before_activation(t, state, {"2027-02": (D("50.00"), D("50.00"))}, "2027-03")
+    assert moved == S(bank=D("400.00"), banked_total=D("400.00"), cumulative_usage=D("650.00"),
+                      cumulative_billed=D("1050.00"), months_billed=3)
+
+
+def test_a_commitment_nothing_billed_from_yet_shows_zero_in_cents():
+    commitment, _ = commitment_credit_lines(terms(M, "1200.00"), S())
+    assert str(commitment.used) == "0.00"

@@ -103,3 +103,18 @@ def test_the_callers_periods_are_not_changed():
     current = PlanPeriod(plan=DEV, start=date(2027, 1, 1))
     change_plan([current], PREMIUM, date(2027, 1, 15))
     assert current.end is None
+
+
+def test_the_trial_runs_from_its_first_day_to_the_day_before_it_ends():
+    trial = PlanPeriod(plan=DEV, start=date(2027, 1, 10), trial_ends=date(2027, 1, 24))
+    _, on_the_first_day = change_plan([trial], BASIC, date(2027, 1, 10))
+    assert (on_the_first_day.effective, on_the_first_day.billing_stopped) == (date(2027, 1, 10), date(2027, 1, 10))
+    _, on_the_end_day = change_plan([trial], BASIC, date(2027, 1, 24))  # the trial is over: next month
+    assert (on_the_end_day.effective, on_the_end_day.billing_stopped) == (date(2027, 2, 1), None)
+
+
+def test_a_paid_plan_after_basic_is_billed_and_a_single_day_counts():
+    periods = [PlanPeriod(plan=BASIC, start=date(2026, 1, 1), end=date(2027, 1, 31)),
+               PlanPeriod(plan=DEV, start=date(2027, 1, 31))]
+    [line] = support_charges(periods, "2027-01", Decimal("0"), PRICES)
+    assert (line.plan, line.days, line.amount) == (DEV, 1, Decimal("1.58"))  # 49.00 x 1/31

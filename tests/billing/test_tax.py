@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ from activities.tax import quote
 from billing.profiles import BillingProfileIn
 from billing.tax import TABLE as TABLE_FILE
 from billing.tax import (InvalidTaxId, OfflineRegistry, Product, TaxRate, TaxRule, TaxTable, default_table,
-                         normalize_tax_id, tax_lines_for)
+                         _pattern, normalize_tax_id, tax_lines_for)
 from starter.scenario import load_scenario
 from tests.scenario_harness import closed_invoices, run_scenario
 
@@ -244,3 +245,29 @@ def test_a_day_before_every_rate_of_a_charged_tax_is_an_error():
         lines(date(2025, 12, 31))
     assert str(err.value) == "no VAT rate for ZZ in force on 2025-12-31"
     assert lines(date(2025, 12, 31), product=FLEX) == []  # a tax that is not charged needs no rate
+
+
+@pytest.mark.parametrize("country, typed, canonical", [
+    ("DE", "D-E 136.695.976", "DE136695976"),  # separators are dropped before the prefix is read
+    ("DE", "136695976", "DE136695976"),  # the prefix is optional as typed
+    ("GB", "gb 980 7806 84", "GB980780684"),
+    ("IM", "980780684", "GB980780684"),  # the Isle of Man's IDs are GB VAT numbers
+])
+def test_a_tax_id_is_stored_in_its_canonical_form(country, typed, canonical):
+    assert normalize_tax_id(country, typed) == canonical
+
+
+@pytest.mark.parametrize("regex, description, country, typed, canonical", [
+    (r"4\d{9}", "a 10-digit VAT number starting with 4", "ZA", "4-123.456 789", "4123456789"),
+    (r"[A-Z]\d{2}\d{4}\d{8}", "an SST registration number such as W10-1808-31000003", "MY", "w10-1808-31000003",
+     "W10180831000003"),
+    (r"3\d{13}3", "15 digits starting and ending with 3", "SA", "300 0000 0000 0003", "300000000000003"),
+])
+def test_a_format_only_validator_compacts_upper_cases_and_refuses_the_wrong_shape(regex, description, country,
+                                                                                  typed, canonical):
+    # The validators are built when the module loads; a fresh one is built here so that the check itself runs
+    # under the test (the table's own entries are exercised by the samples above).
+    check = _pattern(regex, description)
+    assert check(typed, country) == canonical
+    with pytest.raises(InvalidTaxId, match=f"^not a valid {country} tax ID: expected {re.escape(description)}$"):
+        check(typed + "0", country)
