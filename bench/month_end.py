@@ -410,10 +410,10 @@ def make_gateway(db, rbi_processing: timedelta):  # noqa: ANN001, ANN201
 
 async def deliver_issuer_webhooks(billing, gateway, stop: asyncio.Event,  # noqa: ANN001
                                   delivered: list[float]) -> None:
-    """The sandbox issuer's side of India charges, as starter.webhooks.GatewayWebhookSender runs it under make run
+    """The sandbox issuer's side of India charges, as starter.gateway_service.GatewayWebhookSender runs it under make run
     (poll at most every POLL, sleep until the next one is due), each webhook handed to what our endpoint does
     (BillingClient.handle_gateway_webhook), as the simulator delivers them."""
-    from starter.webhooks import POLL
+    from starter.gateway_service import POLL
 
     while not stop.is_set():
         due = await asyncio.to_thread(gateway.next_webhook_at)
@@ -1003,6 +1003,9 @@ async def bench(opts: Options) -> None:
                         done = expected.issubset(mailbox.received) and progress.settled_at and progress.decided_at
                         if done:
                             break
+                        if issuer.done():  # the issuer's side failed: no India charge will ever settle
+                            issuer.result()
+                            raise RuntimeError("the issuer's webhook delivery stopped")
                         if time.time() > deadline:
                             missing = sorted(expected - set(mailbox.received))[:10]
                             raise RuntimeError(f"not done after {RESULT_TIMEOUT}: settled {progress.settled}, "
