@@ -53,7 +53,7 @@ from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 
-from bench.settlement import BareWorkflow, compile_project, gather_bounded, noop, run_bare
+from bench.settlement import BareWorkflow, compile_project, gather_bounded, noop, process_cpu, run_bare
 
 RESULT_TIMEOUT = timedelta(minutes=60)  # a guard against hanging, never a measured bound
 POLL_SECONDS = 0.5
@@ -410,8 +410,8 @@ def make_gateway(db, rbi_processing: timedelta):  # noqa: ANN001, ANN201
 
 async def deliver_issuer_webhooks(billing, gateway, stop: asyncio.Event,  # noqa: ANN001
                                   delivered: list[float]) -> None:
-    """The sandbox issuer's side of India charges, as starter.gateway_service.GatewayWebhookSender runs it under make run
-    (poll at most every POLL, sleep until the next one is due), each webhook handed to what our endpoint does
+    """The sandbox issuer's side of India charges, as starter.gateway_service.GatewayWebhookSender runs it under
+    make run (poll at most every POLL, sleep until the next one is due), each webhook handed to what our endpoint does
     (BillingClient.handle_gateway_webhook), as the simulator delivers them."""
     from starter.gateway_service import POLL
 
@@ -444,7 +444,6 @@ class ServerCpu(threading.Thread):
     def __init__(self, temporal_marker: str, pg_database: str | None, smtp_pid: int | None) -> None:
         super().__init__(name="server-cpu", daemon=True)
         self.temporal_marker, self.pg_database, self.smtp_pid = temporal_marker, pg_database, smtp_pid
-        self.ticks = os.sysconf("SC_CLK_TCK")
         self.base: dict[int, float] = {}
         self.last: dict[int, tuple[str, float]] = {}
         self.stopping = threading.Event()
@@ -471,18 +470,10 @@ class ServerCpu(threading.Thread):
 
     def read(self) -> dict[int, tuple[str, float]]:
         found = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
-            kind = self.component(int(entry.name), comm)
+        for pid, comm, seconds in process_cpu():
+            kind = self.component(pid, comm)
             if kind is not None:
-                fields = stat[stat.rindex(")") + 2:].split()
-                found[int(entry.name)] = (kind, (int(fields[11]) + int(fields[12])) / self.ticks)
+                found[pid] = (kind, seconds)
         return found
 
     def mark(self) -> None:

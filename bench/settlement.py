@@ -211,22 +211,27 @@ async def gather_bounded(limit: int, coroutines: Sequence) -> list:
     return await asyncio.gather(*(one(c) for c in coroutines))
 
 
-def server_cpu() -> dict[str, float]:
-    """CPU seconds used so far by the Temporal dev server and by PostgreSQL (all their processes), from /proc."""
+def process_cpu() -> Iterator[tuple[int, str, float]]:
+    """(pid, command name, CPU seconds used so far, user + system) of every running process, from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used = {"temporal": 0.0, "postgres": 0.0}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-        except OSError:
+        except OSError:  # ended meanwhile
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
+        yield int(entry.name), stat[stat.index("(") + 1:stat.rindex(")")], (int(fields[11]) + int(fields[12])) / ticks
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the Temporal dev server and by PostgreSQL (all their processes)."""
+    used = {"temporal": 0.0, "postgres": 0.0}
+    for _, name, seconds in process_cpu():
         for key in used:
             if name.startswith(key):
-                used[key] += (int(fields[11]) + int(fields[12])) / ticks
+                used[key] += seconds
     return used
 
 
