@@ -52,7 +52,8 @@ def activities_for(client: Client, task_queue: str, db: Database, gateway: Payme
     events = EventPublisher(db, client, task_queue)  # I6: starts the deliveries activities publish
     payments = PaymentActivities(db, gateway, events)
     email = EmailActivities(db, smtp)
-    starting = StartingActivities(client, task_queue, db, durations or BillingDurations())
+    starting = StartingActivities(client, task_queue, db, durations or BillingDurations(),
+                                  start_rate=config.month_end_start_rate())
     tax = TaxActivities(db)
     invoices = InvoiceActivities(db, tax)
     invoices.events = events
@@ -98,7 +99,7 @@ def build_worker(client: Client, db: Database, gateway: PaymentGateway, smtp: Sm
         # Bounded so that a month-end burst of 10,000 settlements does not starve workflow tasks past their
         # timeout (which would re-run their local activities): measured in bench/settlement.py.
         max_concurrent_workflow_tasks=20,
-        max_concurrent_local_activities=8,
+        max_concurrent_local_activities=32,
     )
 
 

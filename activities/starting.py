@@ -8,6 +8,7 @@ cannot skip time after an abandoned child starts (temporalio/sdk-java#2392).
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sqlmodel import select
 from temporalio import activity
@@ -26,11 +27,17 @@ SETTLEMENT_START_CONCURRENCY = 50
 
 
 class StartingActivities:
-    def __init__(self, client: Client, task_queue: str, db: Database, durations: BillingDurations) -> None:
+    def __init__(self, client: Client, task_queue: str, db: Database, durations: BillingDurations,
+                 start_rate: float = 0.0) -> None:
         self.client = client
         self.task_queue = task_queue
         self.db = db
         self.durations = durations
+        # Settlements started per second (BILLING_MONTH_END_START_RATE); 0: as fast as the concurrency allows.
+        # Each settlement charges at most once, at once: the start rate bounds the month-end's charges per second,
+        # which the gateway's rate limit caps (docs/scale.md). The month-end runs one page at a time, so one
+        # activity paces the whole fleet.
+        self.start_rate = start_rate
 
     @activity.defn(name="start_payment_workflow")
     async def start_payment(self, request: ChargeInvoiceInput) -> StartedWorkflow:
@@ -49,14 +56,17 @@ class StartingActivities:
         bounded concurrency."""
         org_ids = await asyncio.to_thread(self._org_page, request)
         gate = asyncio.Semaphore(SETTLEMENT_START_CONCURRENCY)
+        began = time.monotonic()
 
-        async def start(org_id: str) -> bool:
+        async def start(i: int, org_id: str) -> bool:
+            if self.start_rate > 0:  # the i-th start of the page no earlier than i / rate seconds in
+                await asyncio.sleep(max(0.0, began + i / self.start_rate - time.monotonic()))
             async with gate:
                 started = await start_settlement_workflow(self.client, self.task_queue, org_id, request.period)
                 activity.heartbeat(org_id)
                 return started
 
-        results = await asyncio.gather(*(start(org_id) for org_id in org_ids))
+        results = await asyncio.gather(*(start(i, org_id) for i, org_id in enumerate(org_ids)))
         return StartSettlementsPage(started=sum(results), already_started=len(results) - sum(results),
                                     last_org_id=org_ids[-1] if org_ids else None)
 

@@ -48,6 +48,18 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
+def month_end_start_rate() -> float:
+    """BILLING_MONTH_END_START_RATE: settlements the month-end starts per second; 0 (the default) is unpaced."""
+    value = os.environ.get("BILLING_MONTH_END_START_RATE", "0")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"BILLING_MONTH_END_START_RATE must be a number of starts per second, not {value!r}") from None
+    if not rate >= 0 or rate == float("inf"):
+        raise ValueError(f"BILLING_MONTH_END_START_RATE must be 0 (unpaced) or a positive number, not {value!r}")
+    return rate
+
+
 def temporal_address() -> str | None:
     return os.environ.get("TEMPORAL_ADDRESS") or None
 

@@ -12,8 +12,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from billing.config import BillingDurations
 from contracts.flows import (BILLING_PERIOD, INVOICE_ID, ORG_BILLING_WORKFLOW, ORG_ID, ORG_STATUS, PAYMENT_STATUS,
-                             PAYMENT_WORKFLOW, SETTLEMENT_WORKFLOW, SettleInput, org_billing_workflow_id,
-                             payment_workflow_id, settlement_workflow_id)
+                             PAYMENT_WAITING_FOR, PAYMENT_WORKFLOW, SETTLEMENT_WORKFLOW, SettleInput,
+                             org_billing_workflow_id, payment_workflow_id, settlement_workflow_id)
 from contracts.organization import OrgBillingInput
 from contracts.payments import ChargeInvoiceInput
 from contracts.starting import StartedWorkflow
@@ -54,7 +54,8 @@ def _visible(request: ChargeInvoiceInput) -> dict:
     """Search attributes and summary: operators find the payment by organization, invoice and period (SPEC H2)."""
     return {"search_attributes": TypedSearchAttributes([
                 SearchAttributePair(ORG_ID, request.org_id), SearchAttributePair(INVOICE_ID, request.invoice_number),
-                SearchAttributePair(BILLING_PERIOD, request.period), SearchAttributePair(PAYMENT_STATUS, "NEW")]),
+                SearchAttributePair(BILLING_PERIOD, request.period), SearchAttributePair(PAYMENT_STATUS, "NEW"),
+                SearchAttributePair(PAYMENT_WAITING_FOR, "nothing")]),
             "static_summary": f"Payment of {request.invoice_number} ({request.amount} {request.currency})"}
 
 

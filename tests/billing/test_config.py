@@ -86,3 +86,20 @@ def test_the_environment_overrides(monkeypatch):
     assert config.public_base_url() == "https://billing.example"
     monkeypatch.setenv("TEMPORAL_ADDRESS", "")
     assert config.temporal_address() is None  # set but empty: no server configured
+
+
+def test_the_month_end_is_unpaced_unless_a_rate_is_set(monkeypatch):
+    monkeypatch.delenv("BILLING_MONTH_END_START_RATE", raising=False)
+    assert config.month_end_start_rate() == 0
+    monkeypatch.setenv("BILLING_MONTH_END_START_RATE", "70")
+    assert config.month_end_start_rate() == 70.0
+    monkeypatch.setenv("BILLING_MONTH_END_START_RATE", "0.5")
+    assert config.month_end_start_rate() == 0.5
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "nan", "inf", ""])
+def test_a_start_rate_that_is_not_a_rate_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("BILLING_MONTH_END_START_RATE", value)
+    with pytest.raises(ValueError) as err:
+        config.month_end_start_rate()
+    assert "BILLING_MONTH_END_START_RATE" in str(err.value) and repr(value) in str(err.value)
