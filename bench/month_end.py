@@ -437,6 +437,45 @@ PG_BACKGROUND = ("checkpointer", "background writer", "walwriter", "autovacuum l
                  "logical replication launcher", "io worker", "walsummarizer", "startup")
 
 
+VISIBILITY_READS = ("List", "Count", "Get", "Scan")
+
+
+def server_work(metrics_url: str) -> Counter:
+    """What the Temporal server has done so far in namespace `default`, from its Prometheus metrics: state
+    transitions (the unit a cluster is sized in), billable actions, visibility writes (starts, upserts, closes) and
+    the history service's and matching's persistence requests. Counters: two readings subtract."""
+    import httpx
+
+    work: Counter = Counter()
+    for line in httpx.get(metrics_url, timeout=10).text.splitlines():
+        if line.startswith("#") or "{" not in line:
+            continue
+        name, _, rest = line.partition("{")
+        labels, _, value = rest.rpartition("} ")
+        if name == "visibility_persistence_requests":  # no namespace label: the dev server has one namespace
+            operation = re.search(r'operation="(\w+)"', labels)
+            if operation and not operation.group(1).startswith(VISIBILITY_READS):
+                work["visibility writes"] += float(value)
+            continue
+        if 'namespace="default"' not in labels:
+            continue
+        if name == "state_transition_count_count":  # one observation per persisted transition (the _sum adds up
+            work["state transitions"] += float(value)  # each workflow's running total, not the transitions)
+        elif name == "action":
+            work["actions"] += float(value)
+        elif name == "persistence_requests" and 'service_name="history"' in labels:
+            work["history persistence requests"] += float(value)
+        elif name == "persistence_requests" and 'service_name="matching"' in labels:
+            work["matching persistence requests"] += float(value)
+    return work
+
+
+def work_line(before: Counter, after: Counter, count: int) -> str:
+    return ", ".join(f"{(after[k] - before[k]) / count:.1f} {k}" for k in
+                     ("state transitions", "actions", "visibility writes", "history persistence requests",
+                      "matching persistence requests"))
+
+
 class ServerCpu(threading.Thread):
     """CPU seconds of the Temporal dev server (ours: its cmdline names our --db-filename), PostgreSQL (the backends
     of our database and the server's shared background processes; other databases' clients are not counted) and the
@@ -866,7 +905,7 @@ async def bench(opts: Options) -> None:
     from contracts.flows import SEARCH_ATTRIBUTES, TASK_QUEUE
     from contracts.start import start_org_billing
     from services.client import BillingClient
-    from starter.processes import binary
+    from starter.processes import binary, free_port
     from store.db import Database
     from worker import build_worker
 
@@ -901,10 +940,13 @@ async def bench(opts: Options) -> None:
 
         async with smtp_sink(mailbox) as (smtp_port, smtp_pid):
             with dev_server_output_on_stderr():
+                metrics_port = free_port()
                 env = await WorkflowEnvironment.start_local(
                     dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
                     data_converter=data_converter(), interceptors=[ClockInterceptor()],
-                    dev_server_database_filename=str(temporal_db))
+                    dev_server_database_filename=str(temporal_db),
+                    dev_server_extra_args=["--metrics-port", str(metrics_port)])
+                metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
             async with env:
                 client = env.client
                 cpu_meter = ServerCpu(str(temporal_db), pg_name, smtp_pid)
@@ -975,8 +1017,10 @@ async def bench(opts: Options) -> None:
                     async with bare_worker:
                         await run_bare(client, 20)  # warm-up
                         cpu_meter.mark()
+                        bare_work = [server_work(metrics_url)]
                         bare_rate, bare_cpu = await run_bare(client, bare_count)
                         bare_servers = cpu_meter.used()
+                        bare_work.append(server_work(metrics_url))
 
                     # --- month-end to cash ---
                     progress = Progress(db, period, opts.orgs, sum(mix[k] for k in ("card", "declined", "paypal",
@@ -986,6 +1030,7 @@ async def bench(opts: Options) -> None:
                     issuer = asyncio.create_task(deliver_issuer_webhooks(billing, gateway, stop_issuer, webhooks))
                     expected = {(org, EXPECTED_MAIL[kind]) for org, kind in kinds.items() if kind in EXPECTED_MAIL}
                     cpu_meter.mark()
+                    month_end_work = [server_work(metrics_url)]
                     load_before = os.getloadavg()[0]
                     progress.start()
                     began, cpu = time.time(), time.process_time()
@@ -1017,6 +1062,7 @@ async def bench(opts: Options) -> None:
                         await asyncio.sleep(0.1)
                     cpu = time.process_time() - cpu
                     servers = cpu_meter.used()
+                    month_end_work.append(server_work(metrics_url))
                     load_after = os.getloadavg()[0]
                     stop_issuer.set()
                     progress.stopping.set()
@@ -1064,6 +1110,8 @@ async def bench(opts: Options) -> None:
         print(f"  CPU per bare workflow this process {bare_cpu * 1000:.1f} ms; Temporal "
               f"{bare_servers['temporal'] / bare_count * 1000:.1f} ms"
               + (f"; PostgreSQL {bare_servers['postgres'] / bare_count * 1000:.1f} ms" if pg_name else ""))
+        print(f"  Temporal per org     {work_line(*month_end_work, opts.orgs)}  (the dev server's metrics)")
+        print(f"  Temporal per bare    {work_line(*bare_work, bare_count)}")
         print(f"  machine load         {load_before:.2f} before, {load_after:.2f} after (1-minute load average, "
               "other helpers' processes included)")
         for line in summary_lines(samples):
