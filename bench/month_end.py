@@ -445,28 +445,24 @@ def server_work(metrics_url: str) -> Counter:
     transitions (the unit a cluster is sized in), billable actions, visibility writes (starts, upserts, closes) and
     the history service's and matching's persistence requests. Counters: two readings subtract."""
     import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     work: Counter = Counter()
-    for line in httpx.get(metrics_url, timeout=10).text.splitlines():
-        if line.startswith("#") or "{" not in line:
-            continue
-        name, _, rest = line.partition("{")
-        labels, _, value = rest.rpartition("} ")
-        if name == "visibility_persistence_requests":  # no namespace label: the dev server has one namespace
-            operation = re.search(r'operation="(\w+)"', labels)
-            if operation and not operation.group(1).startswith(VISIBILITY_READS):
-                work["visibility writes"] += float(value)
-            continue
-        if 'namespace="default"' not in labels:
-            continue
-        if name == "state_transition_count_count":  # one observation per persisted transition (the _sum adds up
-            work["state transitions"] += float(value)  # each workflow's running total, not the transitions)
-        elif name == "action":
-            work["actions"] += float(value)
-        elif name == "persistence_requests" and 'service_name="history"' in labels:
-            work["history persistence requests"] += float(value)
-        elif name == "persistence_requests" and 'service_name="matching"' in labels:
-            work["matching persistence requests"] += float(value)
+    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
+        for sample in family.samples:
+            # The parser names a counter's samples <name>_total, as OpenMetrics does; the server's lines have none.
+            name, labels, value = sample.name.removesuffix("_total"), sample.labels, sample.value
+            if name == "visibility_persistence_requests":  # no namespace label: the dev server has one namespace
+                if not labels.get("operation", "").startswith(VISIBILITY_READS):
+                    work["visibility writes"] += value
+            elif labels.get("namespace") != "default":
+                continue
+            elif name == "state_transition_count_count":  # one observation per persisted transition (the _sum
+                work["state transitions"] += value  # adds up each workflow's running total, not the transitions)
+            elif name == "action":
+                work["actions"] += value
+            elif name == "persistence_requests" and labels.get("service_name") in ("history", "matching"):
+                work[f"{labels['service_name']} persistence requests"] += value
     return work
 
 
