@@ -54,26 +54,32 @@ class StartingActivities:
     async def start_settlements(self, request: StartSettlementsRequest) -> StartSettlementsPage:
         """One page of organizations (created before the period ended), their settlements started with
         bounded concurrency."""
-        org_ids = await asyncio.to_thread(self._org_page, request)
+        page = await asyncio.to_thread(self._org_page, request)
         gate = asyncio.Semaphore(SETTLEMENT_START_CONCURRENCY)
         began = time.monotonic()
 
-        async def start(i: int, org_id: str) -> bool:
+        async def start(i: int, org_id: str, invoice_number: str | None) -> bool:
             if self.start_rate > 0:  # the i-th start of the page no earlier than i / rate seconds in
                 await asyncio.sleep(max(0.0, began + i / self.start_rate - time.monotonic()))
             async with gate:
-                started = await start_settlement_workflow(self.client, self.task_queue, org_id, request.period)
+                started = await start_settlement_workflow(self.client, self.task_queue, org_id, request.period,
+                                                          invoice_number)
                 activity.heartbeat(org_id)
                 return started
 
-        results = await asyncio.gather(*(start(i, org_id) for i, org_id in enumerate(org_ids)))
+        results = await asyncio.gather(*(start(i, org_id, number) for i, (org_id, number) in enumerate(page)))
         return StartSettlementsPage(started=sum(results), already_started=len(results) - sum(results),
-                                    last_org_id=org_ids[-1] if org_ids else None)
+                                    last_org_id=page[-1][0] if page else None)
 
-    def _org_page(self, request: StartSettlementsRequest) -> list[str]:
+    def _org_page(self, request: StartSettlementsRequest) -> list[tuple[str, str | None]]:
+        """The page's organizations, each with the number of the cloud invoice its cycle opened for the period
+        (G0), None where there is none (an organization whose cycle predates G0 gets its number at settlement)."""
         ended = period_end(request.period)
         with self.db.session() as s:
-            query = select(Organization.id).where(Organization.created_at < ended)
+            cycle = (Invoice.org_id == Organization.id) & (Invoice.period == request.period) & (Invoice.kind == "cloud")
+            query = (select(Organization.id, Invoice.number).outerjoin(Invoice, cycle)
+                     .where(Organization.created_at < ended))
             if request.after_org_id is not None:
                 query = query.where(Organization.id > request.after_org_id)
-            return list(s.exec(query.order_by(Organization.id).limit(request.limit)).all())
+            return [(org_id, number) for org_id, number in
+                    s.exec(query.order_by(Organization.id).limit(request.limit)).all()]

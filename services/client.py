@@ -17,11 +17,11 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from contracts.start import payment_operation, start_org_billing, start_payment_workflow
+from contracts.start import payment_operation, start_org_billing, start_payment_workflow, start_settlement_workflow
 from activities.payments import outstanding, refusal_to_refund
 from contracts.outcomes import NothingToDo
 from billing.cards import CardIn, PayPalIn
-from store.cycle import open_cycle, record_usage_lines
+from store.cycle import cycle_invoice_number, open_cycle, record_usage_lines
 from store.db import Database
 from store.gateway import PaymentGateway, TokenizedMethod
 from billing import webhooks
@@ -47,7 +47,7 @@ from workflows.payment import (ChargeInvoiceInput, Forgive, PaymentState, Paymen
 from workflows.settlement import SettlementWorkflow
 from billing.statuses import BillingMode
 from contracts.flows import SettleResult
-from contracts.flows import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE, SettleInput,
+from contracts.flows import (ACTIVATION_STATUS, BILLING_PERIOD, ORG_ID, TASK_QUEUE,
                               activation_workflow_id, checkout_workflow_id, mandate_workflow_id,
                               month_end_workflow_id, org_billing_workflow_id, payment_workflow_id,
                               settlement_workflow_id, support_plan_workflow_id)
@@ -680,18 +680,11 @@ class BillingClient:
 
     async def settle(self, org_id: str, period: str) -> SettleResult:
         """Month-end for one organization (SPEC H1: one settlement per organization and period)."""
-        workflow_id = settlement_workflow_id(org_id, period)
-        try:
-            handle = await self.temporal.start_workflow(
-                SettlementWorkflow.run, SettleInput(org_id=org_id, period=period), id=workflow_id,
-                task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes([SearchAttributePair(ORG_ID, org_id),
-                                                         SearchAttributePair(BILLING_PERIOD, period)]),
-                static_summary=f"Month-end settlement of {org_id} for {period}",
-            )
-        except WorkflowAlreadyStartedError:
-            handle = self.temporal.get_workflow_handle_for(SettlementWorkflow.run, workflow_id)
-        return await handle.result()
+        with self.db.session() as s:
+            number = cycle_invoice_number(s.connection(), org_id, period)
+        await start_settlement_workflow(self.temporal, self.task_queue, org_id, period, number)  # or it was started
+        return await self.temporal.get_workflow_handle_for(SettlementWorkflow.run,
+                                                           settlement_workflow_id(org_id, period)).result()
 
     async def charge_invoice(self, invoice_number: str) -> WorkflowHandle:
         """Start the payment workflow of a closed invoice (a second call finds the first)."""

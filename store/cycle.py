@@ -26,6 +26,12 @@ def cloud_invoice_key(org_id: str, period: str) -> str:
     return f"{org_id}:{period}:cloud"
 
 
+def cycle_invoice_number(conn: Connection, org_id: str, period: str) -> str | None:
+    """The number of the organization's cloud invoice for `period` (its cycle's PENDING invoice, or the invoice the
+    settlement closed it into), None if its cycle opened none (SPEC G0)."""
+    return conn.execute(select(_INVOICES.c.number).where(_INVOICES.c.key == cloud_invoice_key(org_id, period))).scalar()
+
+
 def _running(usage: Decimal) -> dict[str, Decimal]:
     # Before month-end nothing is billed under a subscription, taxed or drawn: the running total is the usage.
     return dict(usage=usage, billed_usage=usage, tax=ZERO, total=usage, amount_due=usage)

@@ -30,7 +30,10 @@ class SettlementWorkflow:
         invoice = await workflow.execute_local_activity_method(
             InvoiceActivities.settle_cloud_invoice,
             SettleInvoiceRequest(org_id=request.org_id, period=request.period, at=clock.now()), **LOCAL)
-        workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
+        if workflow.info().typed_search_attributes.get(INVOICE_ID) != invoice.number:
+            # Set at start from the cycle's PENDING invoice (G0); upserted only where there was none (or, replaying a
+            # history started before the start set it, where the start did not).
+            workflow.upsert_search_attributes([INVOICE_ID.value_set(invoice.number)])
         if invoice.tax_invoice is not None:
             workflow.set_current_details(f"E-mailing tax invoice {invoice.tax_invoice.number}")
             await workflow.execute_activity_method(

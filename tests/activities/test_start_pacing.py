@@ -8,27 +8,33 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from sqlmodel import select
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import ActivityEnvironment
 
 from activities.starting import StartingActivities
 from billing.config import BillingDurations
+from contracts.flows import settlement_workflow_id
 from contracts.starting import StartSettlementsRequest
-from store.tables import Organization
+from store.cycle import open_cycle
+from store.tables import Invoice, Organization
 
 CREATED = datetime(2027, 1, 5, tzinfo=timezone.utc)
 
 
 class RecordingClient:
-    """Stands in for the Temporal client: records when each workflow was started; a second start is refused."""
+    """Stands in for the Temporal client: records when each workflow was started and with which search attributes;
+    a second start is refused."""
 
     def __init__(self) -> None:
         self.started: dict[str, float] = {}
+        self.attributes: dict[str, dict[str, object]] = {}
 
     async def start_workflow(self, workflow, arg, *, id, **options):  # noqa: A002, ANN001, ANN003, ANN201
         if id in self.started:
             raise WorkflowAlreadyStartedError(id, workflow)
         self.started[id] = time.monotonic()
+        self.attributes[id] = {pair.key.name: pair.value for pair in options["search_attributes"]}
 
 
 @pytest.fixture
@@ -79,3 +85,25 @@ async def test_unpaced_starts_do_not_wait(orgs, monkeypatch):
     result = await page(StartingActivities(client, "billing", orgs, BillingDurations()))
     assert result.started == 12
     assert slept == []
+
+
+async def test_settlements_start_findable_by_the_invoice_the_cycle_opened(orgs):
+    """An operator looking for invoice INV-… finds its settlement from the moment it starts (G0: the cycle opened the
+    PENDING invoice and its number); an organization without one for the period starts without an InvoiceId and gets
+    it when the settlement creates the invoice."""
+    with orgs.engine.begin() as conn:
+        open_cycle(conn, "org-03", "2027-01", CREATED)
+        open_cycle(conn, "org-07", "2027-01", CREATED)
+        open_cycle(conn, "org-05", "2027-02", CREATED)  # next month's cycle: not this settlement's invoice
+    with orgs.session() as s:
+        numbers = {i.org_id: i.number for i in s.exec(select(Invoice).where(Invoice.period == "2027-01")).all()}
+    assert set(numbers) == {"org-03", "org-07"} and all(numbers.values())
+    client = RecordingClient()
+    result = await page(StartingActivities(client, "billing", orgs, BillingDurations()))
+    assert (result.started, result.last_org_id) == (12, "org-11")
+    for i in range(12):
+        org_id = f"org-{i:02d}"
+        expected = {"OrgId": org_id, "BillingPeriod": "2027-01"}
+        if org_id in numbers:
+            expected["InvoiceId"] = numbers[org_id]
+        assert client.attributes[settlement_workflow_id(org_id, "2027-01")] == expected, org_id

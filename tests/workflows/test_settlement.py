@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 
+from contracts.flows import INVOICE_ID, ORG_ID, settlement_workflow_id
 from activities.invoices import InvoiceActivities, InvoiceSummary, SettleInvoiceRequest
+from store.cycle import open_cycle
 from store.gateway import SandboxGateway
 from store.tables import CreditLine, Invoice, Payment
 from services.client import BillingClient, CreditLineIn, SubscriptionIn, UsageIn
@@ -109,8 +112,11 @@ async def test_every_earlier_scenario_balances_to_the_cent(new_database):
         await _simulate(name, new_database())
 
 
-async def _seed(db, gateway, billing: BillingClient) -> None:
+async def _seed(db, gateway, billing: BillingClient, cycle: bool = True) -> None:
     org_with_method(db, gateway, card(VISA), created=datetime(2027, 1, 1, tzinfo=timezone.utc))
+    if cycle:  # G0: January's PENDING invoice, as BillingClient.create_org opens it on the organization's first day
+        with db.engine.begin() as conn:
+            open_cycle(conn, "acme", "2027-01", datetime(2027, 1, 1, tzinfo=timezone.utc))
     await billing.add_credit_line("acme", CreditLineIn(amount=Decimal("50.00"), start="2027-01-01", end="2027-12-31"))
     await billing.add_subscription("acme", SubscriptionIn(type="prepaid", term_start="2027-01-01", term_months=12,
                                                           commitment=Decimal("20.00")))
@@ -167,6 +173,14 @@ async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_cha
             duplicate = await env.client.execute_workflow(MonthEndWorkflow.run, MonthEndInput(period="2027-01"),
                                                           id="month-end-duplicate-fire", task_queue=task_queue)
             again = await billing.settle("acme", "2027-01")
+            settlement = env.client.get_workflow_handle(settlement_workflow_id("acme", "2027-01"))
+            attributes = (await settlement.describe()).typed_search_attributes
+            upserts = [e async for e in settlement.fetch_history_events()
+                       if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    # The operator finds the settlement by the invoice it closes from its start (the cycle's PENDING invoice, G0),
+    # so the workflow writes no search attribute of its own.
+    assert (attributes.get(ORG_ID), attributes.get(INVOICE_ID)) == ("acme", settled.invoice.number)
+    assert upserts == []
     assert (first.started, first.already_started) == (1, 0)
     assert (duplicate.started, duplicate.already_started) == (0, 1)
     if crash:
@@ -179,6 +193,28 @@ async def test_rerunning_a_month_end_creates_no_second_invoice_and_no_second_cha
     assert payments == [("credits", "PAID", Decimal("70")), ("card", "PAID", Decimal("78.8"))]
     assert used == [Decimal("20"), Decimal("50")]
     assert len([c for c in gateway.charges() if c.idempotency_key.startswith(settled.invoice.number)]) == 1
+
+
+async def test_a_settlement_with_no_cycle_invoice_is_found_by_the_invoice_it_creates(
+        time_skipping_env, db, smtp, task_queue):
+    """An organization whose cycle opened no PENDING invoice for the period (one created before G0) starts its
+    settlement without an InvoiceId; the settlement sets it once the invoice exists, so the operator still finds it."""
+    env = time_skipping_env
+    gateway = SandboxGateway(db)
+    billing = BillingClient(env.client, db, gateway, clock=env.get_current_time, task_queue=task_queue)
+    await env.sleep(datetime(2027, 2, 1, tzinfo=timezone.utc) - await env.get_current_time())
+    await _seed(db, gateway, billing, cycle=False)
+    async with build_worker(env.client, db, gateway, smtp, task_queue=task_queue):
+        with env.auto_time_skipping_disabled():
+            settled = await billing.settle("acme", "2027-01")
+            settlement = env.client.get_workflow_handle(settlement_workflow_id("acme", "2027-01"))
+            started = [e async for e in settlement.fetch_history_events()][0]
+            attributes = (await settlement.describe()).typed_search_attributes
+            upserts = [e async for e in settlement.fetch_history_events()
+                       if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    assert "InvoiceId" not in started.workflow_execution_started_event_attributes.search_attributes.indexed_fields
+    assert (attributes.get(ORG_ID), attributes.get(INVOICE_ID)) == ("acme", settled.invoice.number)
+    assert len(upserts) == 1
 
 
 async def test_activation_code_applied_on_day_12_means_no_card_payment(new_database):
