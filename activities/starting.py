@@ -18,6 +18,7 @@ from billing.config import BillingDurations
 from store.db import Database
 from billing.invoicing import period_end
 from activities.payments import outstanding
+from store.cycle import cloud_invoice_key_sql
 from store.tables import Invoice, Organization
 from contracts.payments import ChargeInvoiceInput
 from contracts.start import start_payment_workflow, start_settlement_workflow
@@ -76,8 +77,8 @@ class StartingActivities:
         (G0), None where there is none (an organization whose cycle predates G0 gets its number at settlement)."""
         ended = period_end(request.period)
         with self.db.session() as s:
-            cycle = (Invoice.org_id == Organization.id) & (Invoice.period == request.period) & (Invoice.kind == "cloud")
-            query = (select(Organization.id, Invoice.number).outerjoin(Invoice, cycle)
+            query = (select(Organization.id, Invoice.number)
+                     .outerjoin(Invoice, Invoice.key == cloud_invoice_key_sql(Organization.id, request.period))
                      .where(Organization.created_at < ended))
             if request.after_org_id is not None:
                 query = query.where(Organization.id > request.after_org_id)

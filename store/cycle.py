@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -24,6 +24,11 @@ _SET_NUMBER = update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"))
 def cloud_invoice_key(org_id: str, period: str) -> str:
     """The business key of an organization's cloud invoice for a period: one per organization and month (H1)."""
     return f"{org_id}:{period}:cloud"
+
+
+def cloud_invoice_key_sql(org_id: ColumnElement[str], period: str) -> ColumnElement[str]:
+    """cloud_invoice_key of an organization id column, in SQL: to join organizations to their cloud invoice."""
+    return org_id + cloud_invoice_key("", period)
 
 
 def cycle_invoice_number(conn: Connection, org_id: str, period: str) -> str | None:

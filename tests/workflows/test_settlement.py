@@ -208,10 +208,10 @@ async def test_a_settlement_with_no_cycle_invoice_is_found_by_the_invoice_it_cre
         with env.auto_time_skipping_disabled():
             settled = await billing.settle("acme", "2027-01")
             settlement = env.client.get_workflow_handle(settlement_workflow_id("acme", "2027-01"))
-            started = [e async for e in settlement.fetch_history_events()][0]
+            events = [e async for e in settlement.fetch_history_events()]
             attributes = (await settlement.describe()).typed_search_attributes
-            upserts = [e async for e in settlement.fetch_history_events()
-                       if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    started = events[0]
+    upserts = [e for e in events if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
     assert "InvoiceId" not in started.workflow_execution_started_event_attributes.search_attributes.indexed_fields
     assert (attributes.get(ORG_ID), attributes.get(INVOICE_ID)) == ("acme", settled.invoice.number)
     assert len(upserts) == 1
